@@ -1,0 +1,1 @@
+"""ASL core: pure PyTorch + timm (never imports detectron2 or mmseg)."""

@@ -1,0 +1,1 @@
+"""Adapters that transfer ASL encoders to detectron2 and mmsegmentation."""

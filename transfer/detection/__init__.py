@@ -1,0 +1,1 @@
+"""detectron2 adapter (ViTDet Mask R-CNN)."""

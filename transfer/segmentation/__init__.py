@@ -1,0 +1,1 @@
+"""mmsegmentation adapter (UperNet)."""
