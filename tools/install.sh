@@ -27,6 +27,7 @@ step "virtual environment $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
 PIP="$PY -m pip install --quiet --disable-pip-version-check"
+export PYTHONWARNINGS=ignore
 $PIP --upgrade pip wheel 'setuptools<81'
 done_step
 
@@ -68,7 +69,7 @@ step "mmcv 2.1.0 with compiled ops (built once, ~11 min on 2 cores; cached in $C
 mmcvwhl=$(ls "$CACHE"/mmcv-2.1.0-*.whl 2>/dev/null | head -1 || true)
 if [ -z "$mmcvwhl" ]; then
   tmp=$(mktemp -d)
-  $PY -m pip download --quiet --no-deps --no-binary :all: mmcv==2.1.0 -d "$tmp"
+  $PY -m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 -d "$tmp"
   tar -xzf "$tmp"/mmcv-2.1.0.tar.gz -C "$tmp"
   sed -i 's/-std=c++17/-std=c++20/g' "$tmp"/mmcv-2.1.0/setup.py
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \

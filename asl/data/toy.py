@@ -1,0 +1,201 @@
+"""Deterministic toy scenes: the embedded default dataset (DESIGN.md §5).
+
+Each scene is an RGB image with 1-6 objects of four shape classes on a textured, gradient or noise background.
+Objects are painted in order, so later objects occlude earlier ones; every instance mask is the *visible* part
+of its object, taken from the same boolean masks used for painting, so masks, boxes and label maps agree with the
+pixels exactly. A scene depends only on (seed, split, index), never on the order of generation.
+
+Label convention of the semantic (ADE20K-style) split: 0 = background, 1..4 = `CLASSES` in order, 255 = ignore
+(reserved for the training pipelines; the generator never writes it). Unlike ADE20K, background is a real class,
+so the toy segmentation configs use `reduce_zero_label=False`.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ("disc", "square", "triangle", "ring")
+BACKGROUND, IGNORE = 0, 255
+SPLIT_IDS = {"unlabeled": 0, "train": 1, "val": 2}
+MIN_VISIBLE_FRACTION = 0.4  # an object hidden more than this is removed from the scene before painting
+MIN_VISIBLE_PIXELS = 12
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # (H, W, 3) uint8
+    masks: list  # visible boolean masks (H, W), one per instance, in painting order
+    labels: list  # class index 0..3 into CLASSES, one per instance
+    drawn_areas: list  # pixel area of each whole shape before occlusion
+
+    def semantic_map(self) -> np.ndarray:
+        """Label map: 0 background, 1 + class index where an instance is visible."""
+        seg = np.full(self.image.shape[:2], BACKGROUND, np.uint8)
+        for mask, label in zip(self.masks, self.labels):
+            seg[mask] = label + 1
+        return seg
+
+
+def _shape_mask(kind, yy, xx, cy, cx, radius, angle):
+    dy, dx = yy - cy, xx - cx
+    if kind == "disc":
+        return dy * dy + dx * dx <= radius * radius
+    if kind == "ring":
+        d2 = dy * dy + dx * dx
+        return (d2 <= radius * radius) & (d2 >= (0.55 * radius) ** 2)
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy  # rotated frame
+    if kind == "square":
+        half = radius * 0.8
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    # triangle: intersection of three half-planes of an equilateral triangle with circumradius `radius`
+    inside = np.ones_like(u, dtype=bool)
+    for k in range(3):
+        a = angle + np.pi / 2 + 2 * np.pi * k / 3
+        inside &= (np.cos(a) * dx + np.sin(a) * dy) <= radius * 0.5
+    return inside
+
+
+def _background(rng, size):
+    kind = rng.integers(3)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base, other = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    if kind == 0:  # linear gradient in a random direction
+        a = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(a) * xx + np.sin(a) * yy)
+        t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+    elif kind == 1:  # smooth noise: low-resolution noise upsampled
+        cells = int(rng.integers(3, 9))
+        low = rng.uniform(0, 1, (cells, cells)).astype(np.float32)
+        t = np.asarray(Image.fromarray(low).resize((size, size), Image.BILINEAR))
+    else:  # texture: oriented stripes or checkerboard
+        a, freq = rng.uniform(0, np.pi), rng.uniform(4, 16)
+        u = np.cos(a) * xx + np.sin(a) * yy
+        if rng.integers(2):
+            t = 0.5 + 0.5 * np.sin(2 * np.pi * freq * u)
+        else:
+            v = -np.sin(a) * xx + np.cos(a) * yy
+            t = ((np.floor(freq * u) + np.floor(freq * v)) % 2).astype(np.float32)
+    img = (base + t[..., None] * (other - base)).astype(np.float32)
+    return img + 6 * rng.standard_normal(img.shape, dtype=np.float32)
+
+
+def make_scene(seed: int, split: str, index: int, size: int = 128) -> Scene:
+    """Generate one scene; deterministic in (seed, split, index, size)."""
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
+    img = _background(rng, size)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    objects = []
+    for _ in range(int(rng.integers(1, 7))):
+        label = int(rng.integers(len(CLASSES)))
+        radius = rng.uniform(0.06, 0.2) * size
+        cy, cx = rng.uniform(radius * 0.5, size - radius * 0.5, 2)
+        full = _shape_mask(CLASSES[label], yy, xx, cy, cx, radius, rng.uniform(0, 2 * np.pi))
+        colour = rng.uniform(0, 255, 3)
+        objects.append((full, label, colour))
+    # Drop objects that would end up mostly hidden (they would be unlearnable slivers), most hidden first.
+    while True:
+        visible = _visible_masks([o[0] for o in objects])
+        fractions = [v.sum() / max(o[0].sum(), 1) for v, o in zip(visible, objects)]
+        bad = [i for i, (f, v) in enumerate(zip(fractions, visible))
+               if f < MIN_VISIBLE_FRACTION or v.sum() < MIN_VISIBLE_PIXELS]
+        if not bad or len(objects) == 1:
+            break
+        objects.pop(min(bad, key=lambda i: fractions[i]))
+    for full, _, colour in objects:
+        img[full] = colour + rng.normal(0, 4, (int(full.sum()), 3))
+    image = np.clip(img, 0, 255).astype(np.uint8)
+    return Scene(image, visible, [o[1] for o in objects], [int(o[0].sum()) for o in objects])
+
+
+def _visible_masks(full_masks):
+    visible, covered = [], np.zeros_like(full_masks[0])
+    for full in reversed(full_masks):
+        visible.append(full & ~covered)
+        covered |= full
+    return visible[::-1]
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE (column-major run lengths, starting with a run of zeros)."""
+    flat = np.asfortranarray(mask).ravel(order="F").astype(np.int8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:
+        counts = [0] + counts
+    return {"counts": counts, "size": list(mask.shape)}
+
+
+def mask_bbox(mask: np.ndarray) -> list:
+    """COCO [x, y, w, h] of the mask's pixel extent (pycocotools' toBbox convention)."""
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+def coco_categories():
+    return [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASSES)]
+
+
+def _save_png(array, path):
+    Image.fromarray(array).save(path, format="PNG", compress_level=1)
+
+
+def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200, num_val: int = 100,
+                     size: int = 128, seed: int = 0, progress=None) -> dict:
+    """Write the toy dataset under `root`:
+
+    unlabeled/<i>.png                                   pretraining images (any folder of images works)
+    coco/{train,val}/<i>.png, coco/annotations/instances_{train,val}.json   COCO instance segmentation (RLE)
+    ade/images/{training,validation}/<i>.png, ade/annotations/{training,validation}/<i>.png   semantic maps
+    meta.json                                           the generator's arguments and the label convention
+    Returns the meta dictionary.
+    """
+    meta = {"generator": "asl.data.toy", "seed": seed, "size": size, "num_unlabeled": num_unlabeled,
+            "num_train": num_train, "num_val": num_val, "classes": list(CLASSES),
+            "semantic_labels": {"0": "background", **{str(i + 1): c for i, c in enumerate(CLASSES)},
+                                str(IGNORE): "ignore (never written by the generator)"}}
+    os.makedirs(os.path.join(root, "unlabeled"), exist_ok=True)
+    for i in range(num_unlabeled):
+        _save_png(make_scene(seed, "unlabeled", i, size).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
+        if progress:
+            progress(1)
+    for split, count, ade_split in (("train", num_train, "training"), ("val", num_val, "validation")):
+        for sub in (f"coco/{split}", "coco/annotations", f"ade/images/{ade_split}", f"ade/annotations/{ade_split}"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            scene = make_scene(seed, split, i, size)
+            name = f"{i:06d}.png"
+            _save_png(scene.image, os.path.join(root, "coco", split, name))
+            _save_png(scene.image, os.path.join(root, "ade", "images", ade_split, name))
+            _save_png(scene.semantic_map(), os.path.join(root, "ade", "annotations", ade_split, name))
+            images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
+            for mask, label in zip(scene.masks, scene.labels):
+                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
+                                    "bbox": mask_bbox(mask), "area": int(mask.sum()), "iscrowd": 0,
+                                    "segmentation": rle_encode(mask)})
+            if progress:
+                progress(1)
+        coco = {"info": {"description": f"ASL toy scenes, {split} split", "seed": seed},
+                "images": images, "annotations": annotations, "categories": coco_categories()}
+        with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json"), "w") as f:
+            json.dump(coco, f)
+    with open(os.path.join(root, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    return meta
+
+
+def ensure_toy_scenes(root: str, **kwargs) -> dict:
+    """Generate the toy scenes under `root` unless a complete set with the same arguments is already there
+    (meta.json is written last, so it marks a finished generation)."""
+    meta_path = os.path.join(root, "meta.json")
+    wanted = {"seed": 0, "size": 128, "num_unlabeled": 2000, "num_train": 200, "num_val": 100, **kwargs}
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if all(meta.get(k) == v for k, v in wanted.items()):
+            return meta
+    return write_toy_scenes(root, **{k: v for k, v in wanted.items()})

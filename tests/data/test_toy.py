@@ -1,0 +1,94 @@
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from asl.data.toy import CLASSES, IGNORE, make_scene, rle_encode, write_toy_scenes
+
+
+def _tree_digest(root):
+    digest = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def test_generator_is_deterministic_to_the_byte(tmp_path):
+    write_toy_scenes(str(tmp_path / "a"), 6, 5, 4, size=64, seed=3)
+    write_toy_scenes(str(tmp_path / "b"), 6, 5, 4, size=64, seed=3)
+    write_toy_scenes(str(tmp_path / "c"), 6, 5, 4, size=64, seed=4)
+    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+    assert _tree_digest(tmp_path / "a") != _tree_digest(tmp_path / "c")
+
+
+def test_scene_contents_are_varied():
+    scenes = [make_scene(0, "train", i) for i in range(60)]
+    counts = [len(s.labels) for s in scenes]
+    assert min(counts) >= 1 and max(counts) <= 6 and len(set(counts)) >= 4
+    assert set(label for s in scenes for label in s.labels) == set(range(len(CLASSES)))
+    assert all(s.image.shape == (128, 128, 3) and s.image.dtype == np.uint8 for s in scenes)
+    # occlusion happens, and never hides more than the generator allows
+    fractions = [m.sum() / area for s in scenes for m, area in zip(s.masks, s.drawn_areas)]
+    assert min(fractions) >= 0.4 and sum(f < 1 for f in fractions) >= 5
+
+
+def test_rle_round_trips_through_pycocotools():
+    mask = np.zeros((7, 5), bool)
+    mask[0, 0] = mask[2:5, 1:4] = mask[6, 4] = True
+    rle = mask_util.frPyObjects(rle_encode(mask), 7, 5)
+    assert np.array_equal(mask_util.decode(rle).astype(bool), mask)
+
+
+def test_coco_masks_boxes_and_label_maps_agree_with_pixels(toy_root):
+    coco = COCO(str(toy_root / "coco" / "annotations" / "instances_train.json"))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
+    for img in coco.loadImgs(coco.getImgIds()):
+        index = int(img["file_name"][:-4])
+        scene = make_scene(0, "train", index)
+        label_map = np.array(Image.open(toy_root / "ade" / "annotations" / "training" / img["file_name"]))
+        assert set(np.unique(label_map)) <= set(range(len(CLASSES) + 1))
+        assert np.array_equal(np.array(Image.open(toy_root / "coco" / "train" / img["file_name"])), scene.image)
+        rebuilt = np.zeros_like(label_map)
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))
+        assert len(anns) == len(scene.masks)
+        for ann, drawn in zip(anns, scene.masks):
+            mask = coco.annToMask(ann).astype(bool)
+            assert np.array_equal(mask, drawn)
+            ys, xs = np.nonzero(mask)
+            assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            assert ann["area"] == mask.sum()
+            assert not (rebuilt[mask] > 0).any(), "visible instance masks must not overlap"
+            rebuilt[mask] = ann["category_id"]
+        assert np.array_equal(rebuilt, label_map)
+    assert IGNORE not in np.unique(label_map)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_ground_truth_as_detections_scores_ap_100(toy_root, iou_type):
+    gt = COCO(str(toy_root / "coco" / "annotations" / "instances_val.json"))
+    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+             "bbox": a["bbox"], "segmentation": mask_util.frPyObjects(a["segmentation"], 128, 128)}
+            for a in gt.loadAnns(gt.getAnnIds())]
+    for d in dets:
+        d["segmentation"]["counts"] = d["segmentation"]["counts"].decode()
+    evaluator = COCOeval(gt, gt.loadRes(dets), iou_type)
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    assert evaluator.stats[0] == pytest.approx(1.0)
+
+
+def test_meta_documents_label_convention(toy_root):
+    meta = json.loads((toy_root / "meta.json").read_text())
+    assert meta["semantic_labels"]["0"] == "background" and meta["semantic_labels"]["255"].startswith("ignore")
+    assert len(os.listdir(toy_root / "unlabeled")) == 24

@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+
+from asl.losses import masked_mse, normalize_patches, patch_contrastive, patchify, unpatchify
+
+
+def test_patchify_round_trip_and_order():
+    imgs = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    patches = patchify(imgs, 2)
+    assert patches.shape == (2, 4, 12)
+    # first patch, first pixel: channels (0, 16, 32) of pixel (0, 0); second pixel is (0, 1)
+    assert patches[0, 0, :6].tolist() == [0, 16, 32, 1, 17, 33]
+    assert torch.equal(unpatchify(patches, 2), imgs)
+
+
+def test_normalize_patches_zero_mean_unit_var():
+    t = normalize_patches(torch.randn(3, 5, 12) * 7 + 2)
+    assert torch.allclose(t.mean(-1), torch.zeros(3, 5), atol=1e-5)
+    assert torch.allclose(t.var(-1), torch.ones(3, 5), atol=1e-4)
+
+
+def test_masked_mse_averages_masked_patches_only():
+    pred = torch.zeros(1, 3, 2)
+    target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]])
+    mask = torch.tensor([[1.0, 0.0, 1.0]])
+    assert masked_mse(pred, target, mask).item() == pytest.approx((1 + 9) / 2)
+
+
+def test_contrastive_hand_computed():
+    # two masked patches in 1-D: p = (0, 2), t = (0, 1); distances d_ij = (p_i - t_j)^2, λ = 2
+    pred = torch.tensor([[[0.0], [2.0]]])
+    target = torch.tensor([[[0.0], [1.0]]])
+    mask = torch.ones(1, 2)
+    lam = 2.0
+    l0 = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1 / lam)))
+    l1 = -math.log(math.exp(-1 / lam) / (math.exp(-4 / lam) + math.exp(-1 / lam)))
+    assert patch_contrastive(pred, target, mask, lam).item() == pytest.approx(lam * (l0 + l1) / 2, rel=1e-6)
+
+
+def test_numerator_term_is_the_per_patch_mse():
+    # λ·L = λ·(-log numerator) + λ·log denominator, and λ·(-log numerator) is MAE's masked MSE
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    mask = torch.tensor([[1.0, 0, 1, 1, 0], [0, 1, 1, 0, 1]])
+    lam = 0.8
+    p, t = pred[mask.bool()], target[mask.bool()]
+    log_denominator = torch.logsumexp(-torch.cdist(p, t) ** 2 / 3 / lam, dim=1).mean()
+    expected = masked_mse(pred, target, mask) + lam * log_denominator
+    assert patch_contrastive(pred, target, mask, lam).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_well_separated_patches_give_near_zero_loss():
+    target = torch.tensor([[[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0]]])
+    pred = target + 0.1
+    assert patch_contrastive(pred, target, torch.ones(1, 3), 0.5).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_single_masked_patch_gives_zero_loss():
+    pred, target = torch.randn(1, 4, 6), torch.randn(1, 4, 6)
+    mask = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    assert patch_contrastive(pred, target, mask, 0.7).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_chunked_equals_unchunked_with_gradients():
+    torch.manual_seed(0)
+    pred = torch.randn(3, 10, 8, requires_grad=True)
+    target = torch.randn(3, 10, 8)
+    mask = (torch.rand(3, 10) < 0.7).float()
+    full = patch_contrastive(pred, target, mask, 1.3, chunk_size=10_000)
+    (g_full,) = torch.autograd.grad(full, pred)
+    chunked = patch_contrastive(pred, target, mask, 1.3, chunk_size=4)
+    (g_chunked,) = torch.autograd.grad(chunked, pred)
+    assert chunked.item() == pytest.approx(full.item(), rel=1e-6)
+    assert torch.allclose(g_chunked, g_full, atol=1e-6)
+
+
+def test_capped_negatives_with_all_candidates_equals_full():
+    torch.manual_seed(1)
+    pred, target, mask = torch.randn(2, 6, 4), torch.randn(2, 6, 4), torch.ones(2, 6)
+    full = patch_contrastive(pred, target, mask, 1.0)
+    assert patch_contrastive(pred, target, mask, 1.0, max_negatives=12).item() == pytest.approx(full.item())
+    capped = patch_contrastive(pred, target, mask, 1.0, max_negatives=3, generator=torch.Generator().manual_seed(0))
+    assert 0 < capped.item() < full.item()  # fewer negatives: a smaller denominator
