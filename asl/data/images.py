@@ -1,0 +1,93 @@
+"""Unlabeled images from any folder tree (no class folders), for pretraining on arbitrary scenes.
+
+Bad files (truncated, empty, not an image, decompression bombs) are skipped with a warning, never fatal: the
+dataset returns None for them and `collate_skip_bad` drops them and counts them, so the loop can log the count.
+"""
+import json
+import os
+import warnings
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torch.utils.data._utils.collate import default_collate
+
+from ..cli import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def list_images(root: str, cache_file: str = None) -> list:
+    """Sorted relative paths of all images under `root`. With `cache_file`, the list is read from it when it
+    exists for the same root (delete it after changing the folder) and written there otherwise."""
+    if not os.path.isdir(root):
+        raise UserError(f"image folder {root!r} does not exist (give --data-path, or omit it to use the toy scenes)")
+    if cache_file and os.path.exists(cache_file):
+        with open(cache_file) as f:
+            cached = json.load(f)
+        if cached.get("root") == os.path.abspath(root):
+            return cached["files"]
+    files = sorted(os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root, followlinks=True)
+                   for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root!r}")
+    if cache_file:
+        tmp = f"{cache_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"root": os.path.abspath(root), "files": files}, f)
+        os.replace(tmp, cache_file)
+    return files
+
+
+class ImageFolder(Dataset):
+    def __init__(self, root: str, transform=None, cache_file: str = None, max_pixels: int = None):
+        self.root, self.transform = root, transform
+        self.files = list_images(root, cache_file)
+        self.max_pixels = max_pixels or Image.MAX_IMAGE_PIXELS
+
+    def __len__(self):
+        return len(self.files)
+
+    def load(self, index):
+        path = os.path.join(self.root, self.files[index])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > self.max_pixels:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} exceeds {self.max_pixels} pixels")
+                return img.convert("RGB")
+
+    def __getitem__(self, index):
+        try:
+            img = self.load(index)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            warnings.warn(f"skipping unreadable image {self.files[index]!r}: {type(err).__name__}: {err}")
+            return None
+        return self.transform(img) if self.transform else img
+
+
+def collate_skip_bad(batch):
+    """Collate the readable samples; returns (batch or None, number of skipped files)."""
+    good = [b for b in batch if b is not None]
+    return (default_collate(good) if good else None), len(batch) - len(good)
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """Epoch-seeded random order, sharded over ranks like DistributedSampler (drop_last), that can start in the
+    middle of an epoch: after a resume the remaining samples of that epoch come in the same order."""
+
+    def __init__(self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.per_rank = size // world_size
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0):
+        self.epoch, self.start = epoch, start
+
+    def __len__(self):
+        return self.per_rank - self.start
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
+        mine = order[: self.per_rank * self.world_size][self.rank::self.world_size]
+        return iter(mine[self.start:].tolist())

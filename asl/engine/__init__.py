@@ -1,0 +1,1 @@
+"""Training loops: pretraining (and, later, linear probing and fine-tuning)."""

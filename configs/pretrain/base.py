@@ -1,0 +1,20 @@
+# Pretraining defaults: ViT-B/16 ASL at 224 px with the large-scale recipe of the seed (DESIGN.md §3).
+# Every [ours] choice of DESIGN.md §2 is a key here, so an ablation flips it with an override.
+cfg = dict(
+    model=dict(
+        arch="vit_base_patch16", img_size=224, method="asl",  # asl | mae
+        decoder=dict(embed_dim=512, depth=8, num_heads=16),  # MAE's decoder
+        enhance=dict(num_heads=4, dropout=0.5),  # patch-level feature enhancement [paper]
+        loss="contrastive",  # contrastive | mse  (MAE: mse)
+        temperature=1.0,  # λ of the patch-level contrastive loss [ours: docs/lambda_sweep.md]
+        sem_weight=1.0,  # weight of L_SEM [paper: best of 0.1/0.5/1/2]
+        mask_ratio=0.75, norm_pix_loss=True,
+        decode_mode="auto",  # batched | sequential | auto (per device, from tools/benchmark_pretrain.py)
+        chunk_size=4096, max_negatives=0,  # contrastive logits in chunks of rows; 0 = all masked patches
+    ),
+    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None),
+    optim=dict(batch_size=64, accum_iter=1, blr=1.5e-4, lr=None, weight_decay=0.05, betas=(0.9, 0.95),
+               epochs=800, warmup_epochs=40, min_lr=0.0),
+    runtime=dict(seed=0, amp="bf16", compile=False, log_every=20, save_every_epochs=20, save_every_iters=0,
+                 keep_epoch_checkpoints=False, max_iters=None, tensorboard=True),
+)

@@ -1,0 +1,3 @@
+# The MAE baseline of vits_cifar100_asl_1600ep.py.
+_base_ = "vits_cifar100_asl_1600ep.py"
+cfg = dict(model=dict(method="mae", loss="mse"))
