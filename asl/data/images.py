@@ -40,8 +40,10 @@ def list_images(root: str, cache_file: str = None) -> list:
 
 
 class ImageFolder(Dataset):
-    def __init__(self, root: str, transform=None, cache_file: str = None, max_pixels: int = None):
-        self.root, self.transform = root, transform
+    """PIL RGB images of a folder tree; None for an unreadable file (with a warning)."""
+
+    def __init__(self, root: str, cache_file: str = None, max_pixels: int = None):
+        self.root = root
         self.files = list_images(root, cache_file)
         self.max_pixels = max_pixels or Image.MAX_IMAGE_PIXELS
 
@@ -63,7 +65,28 @@ class ImageFolder(Dataset):
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             warnings.warn(f"skipping unreadable image {self.files[index]!r}: {type(err).__name__}: {err}")
             return None
-        return self.transform(img) if self.transform else img
+        return img
+
+
+class SeededTransform(Dataset):
+    """Applies `transform` with a random state drawn from (seed, epoch, index), so every sample's augmentation
+    is the same whichever worker loads it and whether or not the run was resumed mid-epoch; the global RNG
+    (masking, dropout) is left untouched. `pick` selects the image from a tuple sample (e.g. CIFAR's)."""
+
+    def __init__(self, dataset, transform, seed: int = 0, pick: int = None):
+        self.dataset, self.transform, self.seed, self.pick, self.epoch = dataset, transform, seed, pick, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample = self.dataset[index]
+        img = sample if self.pick is None or sample is None else sample[self.pick]
+        if img is None:
+            return None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.transform(img)
 
 
 def collate_skip_bad(batch):

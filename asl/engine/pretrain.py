@@ -16,7 +16,7 @@ from ..checkpoint import save_atomic
 from ..cli import UserError, dataset_root
 from ..config import save_config
 from ..data.cifar import CIFAR
-from ..data.images import ImageFolder, ResumableSampler, collate_skip_bad
+from ..data.images import ImageFolder, ResumableSampler, SeededTransform, collate_skip_bad
 from ..data.toy import ensure_toy_scenes
 from ..data.transforms import pretrain_transform
 from ..models import build_pretrain_model
@@ -29,18 +29,7 @@ class NonFiniteLoss(RuntimeError):
     """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched."""
 
 
-class _DropLabels(torch.utils.data.Dataset):
-    def __init__(self, ds):
-        self.ds = ds
-
-    def __len__(self):
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        return self.ds[i][0]
-
-
-def build_dataset(data_cfg: dict, img_size: int, rank: int = 0):
+def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     """The unlabeled pretraining set: a folder of images (default: the toy scenes) or CIFAR-10/100 images.
     `{datasets}` in paths stands for the dataset root ($ASL_DATASETS)."""
     transform = pretrain_transform(data_cfg["transform"], img_size)
@@ -48,7 +37,7 @@ def build_dataset(data_cfg: dict, img_size: int, rank: int = 0):
     path = data_cfg.get("path") and data_cfg["path"].format(datasets=dataset_root())
     cache = data_cfg.get("file_list_cache") and data_cfg["file_list_cache"].format(datasets=dataset_root())
     if kind in ("cifar10", "cifar100"):
-        return _DropLabels(CIFAR(path or dataset_root(), kind, True, transform)), kind
+        return SeededTransform(CIFAR(path or dataset_root(), kind, True), transform, seed, pick=0), kind
     if kind != "folder":
         raise UserError(f"data.dataset must be folder, cifar10 or cifar100, got {kind!r}")
     if not path:
@@ -58,8 +47,10 @@ def build_dataset(data_cfg: dict, img_size: int, rank: int = 0):
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
         path = os.path.join(toy, "unlabeled")
-        return ImageFolder(path, transform, cache), "toy_scenes"
-    return ImageFolder(path, transform, cache), os.path.basename(os.path.normpath(path))
+        name = "toy_scenes"
+    else:
+        name = os.path.basename(os.path.normpath(path))
+    return SeededTransform(ImageFolder(path, cache_file=cache), transform, seed), name
 
 
 def lr_at(step: float, base_lr: float, warmup: float, total: float, min_lr: float = 0.0) -> float:
@@ -71,21 +62,24 @@ def lr_at(step: float, base_lr: float, warmup: float, total: float, min_lr: floa
 
 
 def rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]]}
+    """All RNG states as plain Python values (bytes, lists), so they gather across ranks and load with
+    weights_only=True."""
+    name, keys, *rest = np.random.get_state()
+    state = {"torch": bytes(torch.get_rng_state().numpy()), "python": random.getstate(),
+             "numpy": [name, keys.tolist(), *rest]}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [bytes(s.numpy()) for s in torch.cuda.get_rng_state_all()]
     return state
 
 
 def set_rng_state(state: dict):
-    torch.set_rng_state(state["torch"])
+    as_tensor = lambda b: torch.frombuffer(bytearray(b), dtype=torch.uint8)  # noqa: E731
+    torch.set_rng_state(as_tensor(state["torch"]))
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
 
 
 def find_resume(resume: str, run_dir: str):
@@ -111,7 +105,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
     if main:
         save_config(cfg, os.path.join(run_dir, "config.json"))
 
-    dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rank)
+    dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], rank)
     batch, accum = opt_cfg["batch_size"], opt_cfg["accum_iter"]
     sampler = ResumableSampler(len(dataset), rt["seed"], rank, world_size)
     micro_per_epoch = sampler.per_rank // batch
@@ -176,9 +170,9 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
     try:
         while step < total_steps:
             sampler.set_epoch(epoch, micro_in_epoch * batch)
+            dataset.epoch = epoch
             loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["data"]["num_workers"],
-                                collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda",
-                                generator=torch.Generator().manual_seed(rt["seed"] * 7919 + epoch + micro_in_epoch))
+                                collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda")
             for imgs, skipped in loader:
                 skipped_total += skipped
                 if micro_in_epoch % accum == 0:

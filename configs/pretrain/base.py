@@ -12,7 +12,10 @@ cfg = dict(
         decode_mode="auto",  # batched | sequential | auto (per device, from tools/benchmark_pretrain.py)
         chunk_size=4096, max_negatives=0,  # contrastive logits in chunks of rows; 0 = all masked patches
     ),
-    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None),
+    # dataset: folder | cifar10 | cifar100; path None = the toy scenes under $ASL_DATASETS (generated if absent,
+    # with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS
+    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None,
+              toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
     optim=dict(batch_size=64, accum_iter=1, blr=1.5e-4, lr=None, weight_decay=0.05, betas=(0.9, 0.95),
                epochs=800, warmup_epochs=40, min_lr=0.0),
     runtime=dict(seed=0, amp="bf16", compile=False, log_every=20, save_every_epochs=20, save_every_iters=0,
