@@ -26,8 +26,10 @@ mkdir -p "$CACHE"
 step "virtual environment $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
-PIP="$PY -m pip install --quiet --disable-pip-version-check"
 export PYTHONWARNINGS=ignore
+# pip, minus the noise of this machine's optional local package indexes that may not exist
+pipq() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+PIP="pipq install --quiet --disable-pip-version-check"
 $PIP --upgrade pip wheel 'setuptools<81'
 done_step
 
@@ -45,9 +47,9 @@ step "detectron2 (sal-detectron2 0.7.2 re-packed as a pure-Python wheel)"
 d2whl=$(ls "$CACHE"/detectron2-*-py3-none-any.whl "$CACHE"/sal_detectron2-*-py3-none-any.whl 2>/dev/null | head -1 || true)
 if [ -z "$d2whl" ]; then
   tmp=$(mktemp -d)
-  $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.10 --platform any \
+  pipq download --quiet --no-deps --only-binary=:all: --python-version 3.10 --platform any \
     sal-detectron2==0.7.2 -d "$tmp/dl" 2>/dev/null || \
-  $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.10 \
+  pipq download --quiet --no-deps --only-binary=:all: --python-version 3.10 \
     --platform manylinux2014_x86_64 --platform linux_x86_64 sal-detectron2==0.7.2 -d "$tmp/dl"
   $PY -m wheel unpack -d "$tmp/unpacked" "$tmp"/dl/*.whl
   root=$(ls -d "$tmp"/unpacked/*)
@@ -69,7 +71,7 @@ step "mmcv 2.1.0 with compiled ops (built once, ~11 min on 2 cores; cached in $C
 mmcvwhl=$(ls "$CACHE"/mmcv-2.1.0-*.whl 2>/dev/null | head -1 || true)
 if [ -z "$mmcvwhl" ]; then
   tmp=$(mktemp -d)
-  $PY -m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 -d "$tmp"
+  pipq download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 -d "$tmp"
   tar -xzf "$tmp"/mmcv-2.1.0.tar.gz -C "$tmp"
   sed -i 's/-std=c++17/-std=c++20/g' "$tmp"/mmcv-2.1.0/setup.py
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} \

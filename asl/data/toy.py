@@ -199,3 +199,15 @@ def ensure_toy_scenes(root: str, **kwargs) -> dict:
         if all(meta.get(k) == v for k, v in wanted.items()):
             return meta
     return write_toy_scenes(root, **{k: v for k, v in wanted.items()})
+
+
+def classification_labels(root: str, split: str) -> dict:
+    """Toy classification: file name -> index into CLASSES of the scene's largest visible object."""
+    with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json")) as f:
+        coco = json.load(f)
+    names = {img["id"]: img["file_name"] for img in coco["images"]}
+    largest = {}
+    for ann in coco["annotations"]:
+        if ann["area"] > largest.get(ann["image_id"], (0, None))[0]:
+            largest[ann["image_id"]] = (ann["area"], ann["category_id"] - 1)
+    return {names[i]: label for i, (_, label) in sorted(largest.items())}
