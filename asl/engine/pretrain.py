@@ -21,6 +21,7 @@ from ..data.toy import ensure_toy_scenes
 from ..data.transforms import pretrain_transform
 from ..models import build_pretrain_model
 from ..optim import param_groups
+from ..optim.schedule import lr_at, set_lr
 from . import distributed as du
 from .logger import RunLogger, format_seconds, peak_memory_gib
 
@@ -51,14 +52,6 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     else:
         name = os.path.basename(os.path.normpath(path))
     return SeededTransform(ImageFolder(path, cache_file=cache), transform, seed), name
-
-
-def lr_at(step: float, base_lr: float, warmup: float, total: float, min_lr: float = 0.0) -> float:
-    """Linear warmup over `warmup` steps, then half-cycle cosine to min_lr at `total` (MAE's schedule)."""
-    if step < warmup:
-        return base_lr * step / warmup
-    progress = (step - warmup) / max(total - warmup, 1e-8)
-    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def rng_state() -> dict:
@@ -177,8 +170,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
                 skipped_total += skipped
                 if micro_in_epoch % accum == 0:
                     lr = lr_at(step, base_lr, warmup, schedule_total, opt_cfg["min_lr"])
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr * group["lr_scale"]
+                    set_lr(optimizer, lr)
                 sync = (micro_in_epoch + 1) % accum == 0
                 if imgs is not None:
                     imgs = imgs.to(device, non_blocking=True)

@@ -5,6 +5,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from .pos_embed import sincos_2d
+from .vit import LayerNorm
 
 
 class MAEDecoder(nn.Module):
@@ -16,8 +17,8 @@ class MAEDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
         self.decoder_blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=nn.LayerNorm) for _ in range(depth)])
-        self.decoder_norm = nn.LayerNorm(embed_dim)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=LayerNorm) for _ in range(depth)])
+        self.decoder_norm = LayerNorm(embed_dim)
         self.decoder_pred = nn.Linear(embed_dim, patch_size ** 2 * in_chans, bias=True)
         self.decoder_pos_embed.data.copy_(sincos_2d(embed_dim, grid, cls_token=True).unsqueeze(0))
         nn.init.normal_(self.mask_token, std=0.02)

@@ -4,6 +4,8 @@ image-level augmentations (colour jitter, blur, ...) that hurt MAE."""
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 
+from .vit import LayerNorm
+
 
 class FeatureEnhancement(nn.Module):
     """h' = T(h). T is a timm Block with 4 heads and dropout 0.5 on attention weights, attention output and MLP
@@ -15,7 +17,7 @@ class FeatureEnhancement(nn.Module):
         dim = dim or encoder_dim
         self.proj_in = nn.Identity() if dim == encoder_dim else nn.Linear(encoder_dim, dim)
         self.block = Block(dim, num_heads, mlp_ratio, qkv_bias=True, proj_drop=dropout,
-                           attn_drop=dropout if attn_dropout is None else attn_dropout, norm_layer=nn.LayerNorm)
+                           attn_drop=dropout if attn_dropout is None else attn_dropout, norm_layer=LayerNorm)
         self.proj_out = nn.Identity() if dim == encoder_dim else nn.Linear(dim, encoder_dim)
 
     def forward(self, h):

@@ -4,11 +4,15 @@ masking of patches (argsort of uniform noise), Transformer blocks, final norm.
 Parameter names are MAE's (`cls_token`, `pos_embed`, `patch_embed.proj`, `blocks.N.*`, `norm`): they are the
 canonical encoder keys that asl.checkpoint reads and converts.
 """
+from functools import partial
+
 import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block, PatchEmbed
 
 from .pos_embed import sincos_2d
+
+LayerNorm = partial(nn.LayerNorm, eps=1e-6)  # MAE's, timm's, ViTDet's and mmseg's epsilon
 
 
 def random_masking(x: torch.Tensor, mask_ratio: float, generator=None):
@@ -43,9 +47,9 @@ class ViTEncoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size ** 2 + 1, embed_dim), requires_grad=False)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i], norm_layer=nn.LayerNorm)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i], norm_layer=LayerNorm)
             for i in range(depth)])
-        self.norm = nn.LayerNorm(embed_dim)
+        self.norm = LayerNorm(embed_dim)
         self.pos_embed.data.copy_(sincos_2d(embed_dim, self.grid_size, cls_token=True).unsqueeze(0))
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))

@@ -72,3 +72,13 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0
         groups[key]["params"].append(param)
         groups[key]["param_names"].append(name)
     return [groups[k] for k in sorted(groups)]
+
+
+def lr_param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0,
+                    num_layers: int = None, prefix: str = "") -> list:
+    """`param_groups` with each group's `lr` preset to lr × lr_scale: the form that schedulers which scale every
+    group's initial lr (detectron2's LRMultiplier, mmengine's and torch's schedulers) keep as is."""
+    groups = param_groups(model, weight_decay, layer_decay, num_layers, prefix)
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]
+    return groups

@@ -13,7 +13,8 @@ from PIL import Image
 from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.data.images import ImageFolder
-from asl.engine.pretrain import lr_at, run_pretrain
+from asl.engine.pretrain import run_pretrain
+from asl.optim.schedule import lr_at
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "pretrain.py")
