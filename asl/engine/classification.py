@@ -1,0 +1,289 @@
+"""Linear probing and end-to-end fine-tuning (MAE's protocols): torchrun/DDP, AMP, per-iteration warmup +
+cosine, epoch checkpoints with `--resume auto`, progress with ETA, log.jsonl, metrics.json (top-1 / top-5)."""
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from timm.data import Mixup, create_transform
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import Lars
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torchvision import transforms as T
+
+from ..checkpoint import load_encoder, load_into, save_atomic
+from ..cli import UserError, dataset_root
+from ..config import save_config
+from ..data.classification import build_classification_data, eval_transform
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..models import build_encoder
+from ..models.classifier import ViTClassifier
+from ..models.vit import ViTEncoder
+from ..optim import param_groups
+from ..optim.schedule import lr_at, set_lr
+from . import distributed as du
+from .logger import RunLogger, format_seconds, peak_memory_gib
+
+MODES = ("linprobe", "finetune")
+
+
+def train_transform(mode: str, cfg: dict):
+    """Linear probing: RandomResizedCrop + flip. Fine-tuning: timm's RandAugment pipeline as in MAE. CIFAR-sized
+    inputs (<= 32 px) use random crop with padding instead of resized crops."""
+    size, aug = cfg["model"]["img_size"], cfg["aug"]
+    if mode == "finetune":
+        return create_transform(input_size=size, is_training=True, auto_augment=aug["rand_aug"],
+                                interpolation="bicubic", re_prob=aug["reprob"], re_mode="pixel", re_count=1,
+                                mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(0.08, 1.0) if size > 32 else None)
+    crop = (T.RandomCrop(size, padding=4) if size <= 32
+            else T.RandomResizedCrop(size, interpolation=T.InterpolationMode.BICUBIC))
+    return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def build_classifier(mode: str, mcfg: dict, num_classes: int):
+    """The classifier and the name of its initialisation; weights from `model.init` (any checkpoint that
+    asl.checkpoint reads), every encoder key accounted for, or random."""
+    drop_path = mcfg["drop_path"] if mode == "finetune" else 0.0
+    if mcfg.get("init"):
+        state, info = load_encoder(mcfg["init"])
+        encoder = ViTEncoder(img_size=mcfg["img_size"], patch_size=info["patch_size"], in_chans=info["in_chans"],
+                             embed_dim=info["embed_dim"], depth=info["depth"], num_heads=info["num_heads"],
+                             mlp_ratio=info["mlp_ratio"], drop_path_rate=drop_path)
+        load_into(encoder, state)
+        name = mcfg.get("init_name") or "pretrained"
+    else:
+        encoder = build_encoder(mcfg["arch"], mcfg["img_size"], drop_path_rate=drop_path)
+        name = "random"
+    model = ViTClassifier(encoder, num_classes, pool=mcfg["pool"], head_bn=mode == "linprobe",
+                          head_init_std=mcfg["head_init_std"])
+    if mode == "linprobe":
+        for p in model.parameters():
+            p.requires_grad = False
+        for p in model.head.parameters():
+            p.requires_grad = True
+    else:
+        model.encoder.pos_embed.requires_grad = True  # learnable in fine-tuning, as in MAE
+    return model, name
+
+
+def build_optimizer(mode: str, model: nn.Module, ocfg: dict, lr: float):
+    if mode == "linprobe":
+        # LARS without weight decay; the trust ratio only on weight matrices, not on 1-D params (MAE's LARS),
+        # which timm's Lars does with always_adapt per group.
+        head = [p for p in model.head.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in head if p.ndim > 1], "always_adapt": True},
+                  {"params": [p for p in head if p.ndim <= 1], "always_adapt": False}]
+        return Lars([g for g in groups if g["params"]], lr=lr, momentum=ocfg["momentum"],
+                    weight_decay=ocfg["weight_decay"])
+    groups = param_groups(model, ocfg["weight_decay"], ocfg["layer_decay"], prefix="encoder.")
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(ocfg["betas"]))
+
+
+@torch.no_grad()
+def cache_features(model, dataset, batch, workers, device):
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers)
+    model.eval()
+    feats, labels = [], []
+    for imgs, y in loader:
+        feats.append(model.features(imgs.to(device)).float().cpu())
+        labels.append(torch.as_tensor(y))
+    return TensorDataset(torch.cat(feats), torch.cat(labels))
+
+
+@torch.no_grad()
+def evaluate(forward, loader, device, num_classes):
+    correct1 = correct5 = count = 0
+    for x, y in loader:
+        logits = forward(x.to(device, non_blocking=True)).float()
+        y = torch.as_tensor(y).to(device)
+        top = logits.topk(min(5, num_classes), dim=1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        count += y.numel()
+    correct1, correct5, count = (du.all_reduce_sum(v, device) for v in (correct1, correct5, count))
+    out = {"top1": 100.0 * correct1 / count}
+    if num_classes > 5:
+        out["top5"] = 100.0 * correct5 / count
+    return out
+
+
+def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None) -> dict:
+    assert mode in MODES
+    rank, world_size, _, device = du.init_distributed()
+    main = rank == 0
+    mcfg, dcfg, ocfg, rt = cfg["model"], cfg["data"], cfg["optim"], cfg["runtime"]
+    torch.manual_seed(rt["seed"] + rank)
+    np.random.seed(rt["seed"] + rank)
+    random.seed(rt["seed"] + rank)
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    if main:
+        save_config(cfg, os.path.join(run_dir, "config.json"))
+    cached = mode == "linprobe" and dcfg.get("cache_features")
+    val_tf = eval_transform(mcfg["img_size"])
+    train_set, val_set, classes, ds_name = build_classification_data(
+        dcfg, val_tf if cached else train_transform(mode, cfg), val_tf, dataset_root())
+    num_classes = len(classes)
+    model, init_name = build_classifier(mode, mcfg, num_classes)
+    model.to(device)
+    if cached:
+        train_set, val_set = (cache_features(model, s, ocfg["batch_size"], dcfg["num_workers"], device)
+                              for s in (train_set, val_set))
+
+    batch, accum = ocfg["batch_size"], ocfg["accum_iter"]
+    eff_batch = batch * accum * world_size
+    base_lr = ocfg["lr"] or ocfg["blr"] * eff_batch / 256
+    optimizer = build_optimizer(mode, model, ocfg, base_lr)
+    amp = rt["amp"] if device.type == "cuda" else "none"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    start_epoch, best = 0, {}
+    ckpt_path = os.path.join(run_dir, "checkpoints", "last.pth") if resume == "auto" else resume
+    if ckpt_path and os.path.exists(ckpt_path):
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, best = ckpt["epoch"], ckpt["best"]
+        if main:
+            print(f"[{mode}] resumed from {ckpt_path} at epoch {start_epoch}", flush=True)
+    elif resume and resume != "auto":
+        raise UserError(f"checkpoint to resume from {resume!r} does not exist")
+
+    head_only = mode == "linprobe"
+    trained = model.head if head_only else model
+    net = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world_size > 1 else trained
+    backbone = (lambda x: x) if cached else model.features
+
+    def forward(x):
+        if head_only:
+            with torch.no_grad():
+                x = backbone(x)
+            return net(x)
+        return net(x)
+
+    sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=rt["seed"], drop_last=True)
+    loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=dcfg["num_workers"],
+                        drop_last=True, pin_memory=device.type == "cuda")
+    val_loader = DataLoader(torch.utils.data.Subset(val_set, range(rank, len(val_set), world_size)),
+                            batch_size=batch, num_workers=dcfg["num_workers"])
+    steps_per_epoch = len(loader) // accum
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(train_set)} training images cannot fill one step of batch {eff_batch}; "
+                        "lower optim.batch_size")
+    aug = cfg.get("aug", {})
+    mixup = None
+    if mode == "finetune" and (aug.get("mixup", 0) > 0 or aug.get("cutmix", 0) > 0):
+        mixup = Mixup(mixup_alpha=aug["mixup"], cutmix_alpha=aug["cutmix"], label_smoothing=aug["smoothing"],
+                      num_classes=num_classes)
+        criterion = SoftTargetCrossEntropy()
+    elif mode == "finetune" and aug.get("smoothing", 0) > 0:
+        criterion = LabelSmoothingCrossEntropy(aug["smoothing"])
+    else:
+        criterion = nn.CrossEntropyLoss()
+    total_steps = steps_per_epoch * ocfg["epochs"]
+    warmup = ocfg["warmup_epochs"] * steps_per_epoch
+    logger = RunLogger(run_dir, enabled=main, tensorboard=rt.get("tensorboard", True))
+    if main:
+        print(f"[{mode}] {init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
+              f"({len(train_set)} train / {len(val_set)} val, {num_classes} classes), {world_size} process(es) on "
+              f"{device.type}, batch {eff_batch} (lr {base_lr:.3g}), {ocfg['epochs']} epochs x {steps_per_epoch} "
+              f"steps; run dir {run_dir}", flush=True)
+    start_time, step = time.time(), start_epoch * steps_per_epoch
+    metrics = dict(best)
+    try:
+        for epoch in range(start_epoch, ocfg["epochs"]):
+            trained.train()
+            sampler.set_epoch(epoch)
+            seen, loss_sum, t0 = 0, 0.0, time.time()
+            for i, (x, y) in enumerate(loader):
+                if i // accum >= steps_per_epoch:
+                    break
+                if i % accum == 0:
+                    set_lr(optimizer, lr_at(step, base_lr, warmup, total_steps, ocfg["min_lr"]))
+                x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
+                if mixup is not None:
+                    x, y = mixup(x, y)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = criterion(forward(x), y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
+                scaler.scale(loss / accum).backward()
+                loss_sum += loss.item()
+                seen += 1
+                if (i + 1) % accum:
+                    continue
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if step % rt["log_every"] == 0 and main:
+                    eta = (time.time() - start_time) / max(step - start_epoch * steps_per_epoch, 1) * (
+                        total_steps - step)
+                    print(f"[{mode}] ep {epoch + 1}/{ocfg['epochs']} it {step}/{total_steps} loss "
+                          f"{loss_sum / seen:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+                          f"{seen * batch * world_size / (time.time() - t0):.1f} img/s "
+                          f"mem {peak_memory_gib(device):.2f}G eta {format_seconds(eta)}", flush=True)
+            record = {"epoch": epoch + 1, "train_loss": du.all_reduce_mean(loss_sum / max(seen, 1), device),
+                      "lr": optimizer.param_groups[0]["lr"]}
+            if (epoch + 1) % rt["eval_every"] == 0 or epoch + 1 == ocfg["epochs"]:
+                model.eval()
+                metrics = evaluate(lambda x: model(x) if not cached else model.head(x), val_loader, device,
+                                   num_classes)
+                best = {k: max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
+                best = {f"best_{k}": v for k, v in best.items()}
+                record.update(metrics)
+            logger.log(step, record, f"[{mode}] epoch {epoch + 1}/{ocfg['epochs']}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+            if main:
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scaler": scaler.state_dict(), "epoch": epoch + 1, "best": best, "config": cfg},
+                            os.path.join(run_dir, "checkpoints", "last.pth"))
+    finally:
+        logger.close()
+    result = {"stage": mode, "dataset": ds_name, "init": {"method": init_name, "checkpoint": mcfg.get("init")},
+              "model": mcfg["arch"], "metrics": {**metrics, **best}, "iterations": step, "epochs": ocfg["epochs"],
+              "wall_time_s": time.time() - start_time, "config": os.path.join(run_dir, "config.json")}
+    if main:
+        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"[{mode}] done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
+              f" ({format_seconds(result['wall_time_s'])}); {os.path.join(run_dir, 'metrics.json')}", flush=True)
+    return result
+
+
+def tool_main(mode: str, doc: str, default_config: str, argv=None):
+    """The command line shared by tools/linprobe.py and tools/finetune.py."""
+    import argparse
+
+    from ..config import apply_overrides, load_config
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", default=default_config, help="config file (default: the toy one)")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    parser.add_argument("--init", help="encoder checkpoint (any format asl.checkpoint reads); default: random")
+    parser.add_argument("--init-name", help="name of the initialisation in metrics.json (e.g. asl, mae)")
+    parser.add_argument("--data-path", help="dataset root for data.dataset (default: under $ASL_DATASETS)")
+    parser.add_argument("--output-dir", help=f"run directory (default: work_dirs/{mode}/<config name>)")
+    parser.add_argument("--resume", help="'auto' (the run directory's last checkpoint, if any) or a checkpoint")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    args = parser.parse_args(argv)
+    if "=" in args.config:
+        args.overrides.insert(0, args.config)
+        args.config = default_config
+    cfg = apply_overrides(load_config(args.config), args.overrides)
+    for key, value in (("init", args.init), ("init_name", args.init_name)):
+        if value:
+            cfg["model"][key] = value
+    if args.data_path:
+        cfg["data"]["path"] = args.data_path
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    try:
+        return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode,
+                                  args.resume)
+    finally:
+        du.cleanup()

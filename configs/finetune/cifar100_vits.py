@@ -1,0 +1,2 @@
+_base_ = "cifar10_vits.py"
+cfg = dict(data=dict(dataset="cifar100"))

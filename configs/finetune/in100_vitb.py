@@ -1,0 +1,3 @@
+# ViT-B/16 fine-tuning on ImageNet-100 ($ASL_DATASETS/imagenet with the CMC class list), 100 epochs.
+_base_ = "base.py"
+cfg = dict()

@@ -1,0 +1,3 @@
+# The ablation schedule of the seed: 200 epochs.
+_base_ = "in100_vitb.py"
+cfg = dict(optim=dict(epochs=200))

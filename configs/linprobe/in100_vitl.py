@@ -1,0 +1,2 @@
+_base_ = "in100_vitb.py"
+cfg = dict(model=dict(arch="vit_large_patch16"))

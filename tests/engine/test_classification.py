@@ -1,0 +1,94 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from timm.data import Mixup
+
+from asl.checkpoint import save_atomic
+from asl.config import apply_overrides, load_config
+from asl.engine.classification import build_classifier, build_optimizer, run_classification
+from asl.models import build_pretrain_model
+from asl.optim import param_groups
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MICRO = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
+         "runtime.eval_every=1"]
+
+
+def cfg_for(mode, toy_root, *overrides):
+    cfg = load_config(os.path.join(REPO, "configs", mode, "toy.py"))
+    return apply_overrides(cfg, MICRO + [f"data.path={toy_root}", "optim.batch_size=8", *overrides])
+
+
+def micro_checkpoint(path):
+    torch.manual_seed(0)
+    model = build_pretrain_model("vit_micro_patch8", 32, "asl", decoder=dict(embed_dim=32, depth=1, num_heads=2))
+    save_atomic({"model": model.state_dict(), "config": {"model": {"arch": "vit_micro_patch8"}}}, path)
+    return model
+
+
+def test_lars_step_equals_hand_computed_update():
+    mcfg = dict(arch="vit_micro_patch8", img_size=32, pool="cls", drop_path=0.0, head_init_std=0.01)
+    model, _ = build_classifier("linprobe", mcfg, num_classes=3)
+    opt = build_optimizer("linprobe", model, dict(momentum=0.9, weight_decay=0.0), lr=0.5)
+    head = model.head[1]
+    w0, b0 = head.weight.detach().clone(), head.bias.detach().clone()
+    gw, gb = torch.randn_like(w0), torch.randn_like(b0)
+    head.weight.grad, head.bias.grad = gw.clone(), gb.clone()
+    opt.step()
+    trust = 0.001 * w0.norm() / gw.norm()  # MAE's LARS: trust ratio on matrices only, no weight decay
+    assert torch.allclose(head.weight, w0 - 0.5 * trust * gw, atol=1e-7)
+    assert torch.allclose(head.bias, b0 - 0.5 * gb, atol=1e-7)
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+
+
+def test_mixup_cutmix_targets_sum_to_one():
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=4)
+    x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    for _ in range(5):
+        _, target = mixup(x.clone(), y)
+        assert torch.allclose(target.sum(1), torch.ones(8)) and (target > 0).all()
+
+
+def test_finetune_param_groups_are_the_shared_rule():
+    mcfg = dict(arch="vit_micro_patch8", img_size=32, pool="avg", drop_path=0.1, head_init_std=2e-5)
+    model, _ = build_classifier("finetune", mcfg, num_classes=3)
+    groups = build_optimizer("finetune", model, dict(weight_decay=0.05, layer_decay=0.5, betas=(0.9, 0.999)),
+                             lr=1.0).param_groups
+    rule = param_groups(model, 0.05, 0.5, prefix="encoder.")
+    assert [(g["lr_scale"], g["weight_decay"], len(g["params"])) for g in groups] == [
+        (g["lr_scale"], g["weight_decay"], len(g["params"])) for g in rule]
+    by_name = {n: (g["lr_scale"], g["weight_decay"]) for g in rule for n in g["param_names"]}
+    # 2 blocks: embeddings 0.5^3, block 0 0.5^2, block 1 0.5, head and fc_norm 1; no decay on pos_embed/norms
+    assert by_name["encoder.pos_embed"] == (0.125, 0.0) and by_name["encoder.patch_embed.proj.weight"][0] == 0.125
+    assert by_name["encoder.blocks.0.attn.qkv.weight"] == (0.25, 0.05)
+    assert by_name["encoder.blocks.1.norm1.weight"] == (0.5, 0.0)
+    assert by_name["head.weight"] == (1.0, 0.05) and by_name["fc_norm.weight"] == (1.0, 0.0)
+    assert not any(n.startswith("encoder.norm") for n in by_name)  # global pooling drops the final norm
+
+
+@pytest.mark.parametrize("mode", ["linprobe", "finetune"])
+def test_toy_run_from_checkpoint_writes_metrics_and_resumes(toy_root, tmp_path, mode):
+    micro_checkpoint(tmp_path / "asl.pth")
+    cfg = cfg_for(mode, toy_root, "optim.epochs=2", "optim.warmup_epochs=1", f"model.init='{tmp_path / 'asl.pth'}'",
+                  "model.init_name='asl'")
+    result = run_classification(cfg, str(tmp_path / "run"), mode)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["stage"] == mode and saved["init"] == {"method": "asl", "checkpoint": str(tmp_path / "asl.pth")}
+    assert 0 <= saved["metrics"]["top1"] <= 100 and saved["iterations"] == 2 * (24 // 8) == result["iterations"]
+    cfg["optim"]["epochs"] = 3  # resume the finished run for one more epoch
+    out = run_classification(cfg, str(tmp_path / "run"), mode, resume="auto")
+    assert out["iterations"] == 3 * 3
+
+
+def test_linprobe_cached_features_and_bad_checkpoint(toy_root, tmp_path):
+    cfg = cfg_for("linprobe", toy_root, "optim.epochs=1", "data.cache_features=True")
+    assert "top1" in run_classification(cfg, str(tmp_path / "run"), "linprobe")["metrics"]
+    (tmp_path / "bad.pth").write_text("not a checkpoint")
+    out = subprocess.run([sys.executable, os.path.join(REPO, "tools", "linprobe.py"), *MICRO,
+                          "--init", str(tmp_path / "bad.pth"), "--output-dir", str(tmp_path / "r2")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
