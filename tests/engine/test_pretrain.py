@@ -14,7 +14,6 @@ from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.data.images import ImageFolder
 from asl.engine.pretrain import run_pretrain
-from asl.optim.schedule import lr_at
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "pretrain.py")
@@ -32,12 +31,6 @@ def micro_cfg(data_path, *overrides):
 def read_log(run_dir):
     with open(os.path.join(run_dir, "log.jsonl")) as f:
         return [json.loads(line) for line in f]
-
-
-def test_lr_schedule_warmup_then_half_cosine():
-    assert lr_at(0, 1.0, 10, 110) == 0 and lr_at(5, 1.0, 10, 110) == 0.5
-    assert lr_at(10, 1.0, 10, 110) == 1.0 and lr_at(60, 1.0, 10, 110) == pytest.approx(0.5)
-    assert lr_at(110, 1.0, 10, 110, min_lr=0.1) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("method", ["asl", "mae"])
