@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save as safetensors_bytes
 
 from .cli import UserError
 from .convert import BLOCK_KEYS, to_canonical
-from .models import ARCHS
+from .models import ARCHS, build_pretrain_model
 from .models.pos_embed import resize_pos_embed
 from .optim.layer_decay import strip_wrappers
 
@@ -204,3 +204,16 @@ def load_into(model: torch.nn.Module, state_dict: dict):
             more = f" ({len(keys) - 1} more keys alike)" if len(keys) > 1 else ""
             raise UserError(what.format(keys[0]) + more)
     model.load_state_dict(state_dict)
+
+
+def load_pretrain_model(path):
+    """The whole ASL/MAE pretraining model (decoder and enhancement layer included) of one of this project's
+    pretraining checkpoints, and its config."""
+    ckpt = read_checkpoint(path)
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict) and "model" in ckpt):
+        raise UserError(f"{path} is not a pretraining checkpoint of this project (it needs the decoder and config)")
+    m = ckpt["config"]["model"]
+    model = build_pretrain_model(m["arch"], m["img_size"], m["method"],
+                                 **{k: v for k, v in m.items() if k not in ("arch", "img_size", "method")})
+    model.load_state_dict(ckpt["model"])
+    return model, ckpt["config"]

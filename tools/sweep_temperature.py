@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from asl.checkpoint import load_pretrain_model  # noqa: E402
 from asl.cli import dataset_root  # noqa: E402
 from asl.data.toy import classification_labels, ensure_toy_scenes  # noqa: E402
 from asl.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
@@ -61,12 +62,7 @@ def score(model, data):
 def pretrain(config, overrides, run_dir):
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "pretrain.py"), config, *overrides,
                     "--output-dir", run_dir, "--resume", "auto"], check=True, stdout=subprocess.DEVNULL)
-    ckpt = torch.load(os.path.join(run_dir, "checkpoints", "last.pth"), map_location="cpu", weights_only=True)
-    m = ckpt["config"]["model"]
-    model = build_pretrain_model(m["arch"], m["img_size"], m["method"],
-                                 **{k: v for k, v in m.items() if k not in ("arch", "img_size", "method")})
-    model.load_state_dict(ckpt["model"])
-    return model
+    return load_pretrain_model(os.path.join(run_dir, "checkpoints", "last.pth"))[0]
 
 
 def main():
