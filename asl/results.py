@@ -1,0 +1,63 @@
+"""The results table: every number read from a stage's metrics.json (CONVENTIONS.md), none typed in.
+Rows are initialisations (ASL, MAE, random, ...), columns the transfer metrics; written as Markdown, JSON and a
+PNG bar chart."""
+import json
+import os
+
+COLUMNS = [("linprobe", "top1", "LP top-1"), ("finetune", "top1", "FT top-1"), ("detection", "box_AP", "box AP"),
+           ("detection", "mask_AP", "mask AP"), ("segmentation", "mIoU", "mIoU")]
+
+
+def collect(metrics_files) -> dict:
+    """{init method: {column label: (value, source file)}} from metrics.json files of transfer stages."""
+    table = {}
+    for path in metrics_files:
+        with open(path) as f:
+            m = json.load(f)
+        for stage, key, label in COLUMNS:
+            if m.get("stage") == stage and key in m.get("metrics", {}):
+                table.setdefault(m["init"]["method"], {})[label] = (m["metrics"][key], path)
+    return table
+
+
+def write_table(table: dict, out_prefix: str, title: str = "") -> dict:
+    """Write OUT.md, OUT.json and OUT.png; returns the paths."""
+    labels = [label for _, _, label in COLUMNS if any(label in row for row in table.values())]
+    order = sorted(table, key=lambda m: {"asl": 0, "mae": 1, "random": 9}.get(m, 5))
+    lines = [f"| init | {' | '.join(labels)} |", "|---" * (len(labels) + 1) + "|"]
+    for method in order:
+        cells = [f"{table[method][c][0]:.1f}" if c in table[method] else "—" for c in labels]
+        lines.append(f"| {method} | {' | '.join(cells)} |")
+    md = (f"{title}\n\n" if title else "") + "\n".join(lines) + "\n"
+    paths = {"markdown": out_prefix + ".md", "json": out_prefix + ".json", "chart": out_prefix + ".png"}
+    os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
+    with open(paths["markdown"], "w") as f:
+        f.write(md)
+    with open(paths["json"], "w") as f:
+        json.dump({m: {c: {"value": v, "source": s} for c, (v, s) in row.items()} for m, row in table.items()},
+                  f, indent=2)
+    _chart(table, order, labels, paths["chart"], title)
+    return paths
+
+
+def _chart(table, order, labels, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 * max(len(labels), 1) + 2, 3.5))
+    width = 0.8 / max(len(order), 1)
+    for i, method in enumerate(order):
+        xs = [j + i * width for j, c in enumerate(labels) if c in table[method]]
+        ys = [table[method][c][0] for c in labels if c in table[method]]
+        bars = ax.bar(xs, ys, width, label=method)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([j + width * (len(order) - 1) / 2 for j in range(len(labels))], labels)
+    ax.set_ylabel("% (higher is better)")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

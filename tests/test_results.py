@@ -1,0 +1,24 @@
+import json
+
+from asl.results import collect, write_table
+
+
+def _metrics(path, stage, method, **metrics):
+    path.write_text(json.dumps({"stage": stage, "init": {"method": method, "checkpoint": None},
+                                "metrics": metrics}))
+    return str(path)
+
+
+def test_table_reads_every_number_from_the_stage_files(tmp_path):
+    files = [_metrics(tmp_path / "a.json", "detection", "asl", box_AP=31.25, mask_AP=20.5, box_AP50=50.0),
+             _metrics(tmp_path / "b.json", "detection", "random", box_AP=12.0, mask_AP=8.0),
+             _metrics(tmp_path / "c.json", "segmentation", "asl", mIoU=44.44, mAcc=50.0),
+             _metrics(tmp_path / "d.json", "pretrain", "asl", loss=0.5)]
+    table = collect(files)
+    assert table == {"asl": {"box AP": (31.25, files[0]), "mask AP": (20.5, files[0]), "mIoU": (44.44, files[2])},
+                     "random": {"box AP": (12.0, files[1]), "mask AP": (8.0, files[1])}}
+    paths = write_table(table, str(tmp_path / "out" / "results"), "toy")
+    md = open(paths["markdown"]).read()
+    assert "| asl | 31.2 | 20.5 | 44.4 |" in md and "| random | 12.0 | 8.0 | — |" in md
+    assert json.load(open(paths["json"]))["asl"]["mIoU"] == {"value": 44.44, "source": files[2]}
+    assert open(paths["chart"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
