@@ -1,0 +1,138 @@
+"""From pretraining to a results table: data -> pretrain (ASL, MAE) -> convert -> detection -> segmentation ->
+linear probing -> fine-tuning -> table, every transfer stage for each initialisation (ASL, MAE, random) with
+the same budget. Each stage is a tool run in its own process; a stage whose metrics.json exists is reused, so a
+rerun continues where the last one stopped. Only file paths and command lines are known here."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .cli import UserError
+from .results import collect, write_table
+
+STAGES = ("data", "pretrain", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool(name, nproc: int = 1):
+    """The command line of a tool, under torchrun when a stage asks for several processes per node."""
+    launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    return [sys.executable, *launcher, os.path.join(REPO, "tools", name)]
+
+
+class Pipeline:
+    def __init__(self, cfg: dict, work_dir: str, data_root: str = None, force: bool = False):
+        self.cfg, self.work_dir, self.data_root, self.force = cfg, work_dir, data_root, force
+        self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
+        self.times = {}
+
+    def path(self, *parts):
+        return os.path.join(self.work_dir, *parts)
+
+    def run(self, stages):
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+        for stage in STAGES:
+            if stage in stages:
+                start = time.time()
+                print(f"[pipeline] === {stage} ===", flush=True)
+                getattr(self, f"stage_{stage}")()
+                self.times[stage] = time.time() - start
+                print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
+        with open(self.path("stage_times.json"), "w") as f:
+            json.dump(self.times, f, indent=2)
+
+    def _call(self, cmd, metrics, what):
+        """Run a tool unless its metrics.json exists (then reuse it); fail with the stage named."""
+        if os.path.exists(metrics) and not self.force:
+            print(f"[pipeline] {what}: reusing {metrics}", flush=True)
+            return
+        print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
+        env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
+        if subprocess.run(cmd, env=env).returncode:
+            raise UserError(f"stage '{what}' failed (its output is above); fix it and rerun: finished stages are "
+                            "reused")
+        if not os.path.exists(metrics):
+            raise UserError(f"stage '{what}' finished without writing {metrics}")
+
+    def pretrained(self, method):
+        return self.path("pretrain", method, "checkpoints", "last.pth")
+
+    def stage_data(self):
+        toy = self.cfg.get("toy")
+        if toy:
+            from .cli import dataset_root
+            from .data.toy import ensure_toy_scenes
+
+            root = os.path.join(self.data_root or dataset_root(), "toy_scenes")
+            meta = ensure_toy_scenes(root, **toy)
+            print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
+                  f"train / {meta['num_val']} val labeled", flush=True)
+
+    def stage_pretrain(self):
+        p = self.cfg["pretrain"]
+        for method in [m for m in self.inits if m != "random"]:
+            run_dir = self.path("pretrain", method)
+            cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []), "--output-dir", run_dir,
+                                          "--resume", "auto"]
+            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"pretrain {method}")
+
+    def stage_convert(self):
+        for method in [m for m in self.inits if m != "random"]:
+            for target in ("detectron2", "mmseg"):
+                out = self.path("converted", f"{method}_{target}.pth")
+                if os.path.exists(out) and not self.force:
+                    continue
+                cmd = _tool("convert_ckpt.py") + [self.pretrained(method), "--to", target, "-o", out]
+                if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
+                    raise UserError(f"converting {self.pretrained(method)} to {target} failed (see above)")
+                print(f"[pipeline] converted {method} -> {out}", flush=True)
+
+    def stage_detection(self):
+        d = self.cfg["detection"]
+        for method in self.inits:
+            run_dir = self.path("detection", method)
+            init = [] if method == "random" else [
+                f"train.init_checkpoint={self.path('converted', f'{method}_detectron2.pth')}"]
+            cmd = _tool("train_det.py") + [d["config"], *d.get("overrides", []), *init, "--init-method", method,
+                                           "--output-dir", run_dir, "--num-gpus", str(d.get("num_gpus", 1))]
+            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"detection {method}")
+
+    def stage_segmentation(self):
+        s = self.cfg["segmentation"]
+        for method in self.inits:
+            run_dir = self.path("segmentation", method)
+            init = [] if method == "random" else ["--pretrained", self.path("converted", f"{method}_mmseg.pth")]
+            launcher = ["--launcher", "pytorch"] if s.get("nproc", 1) > 1 else []
+            cmd = _tool("train_seg.py", s.get("nproc", 1)) + [s["config"], *s.get("overrides", []), *init,
+                                                              "--init-method", method, "--work-dir", run_dir,
+                                                              *launcher]
+            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"segmentation {method}")
+
+    def _classification(self, mode):
+        c = self.cfg[mode]
+        for method in self.inits:
+            run_dir = self.path(mode, method)
+            init = [] if method == "random" else ["--init", self.pretrained(method), "--init-name", method]
+            cmd = _tool(f"{mode}.py", c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init, "--output-dir", run_dir]
+            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"{mode} {method}")
+
+    def stage_linprobe(self):
+        self._classification("linprobe")
+
+    def stage_finetune(self):
+        self._classification("finetune")
+
+    def stage_table(self):
+        files = [self.path(stage, m, "metrics.json") for stage in ("detection", "segmentation", "linprobe",
+                                                                     "finetune") for m in self.inits]
+        files = [f for f in files if os.path.exists(f)]
+        if not files:
+            raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
+        paths = write_table(collect(files), self.path("results"), self.cfg.get("title", ""))
+        with open(paths["markdown"]) as f:
+            print("\n" + f.read(), flush=True)
+        print("[pipeline] results: " + ", ".join(paths.values()), flush=True)
+        return paths

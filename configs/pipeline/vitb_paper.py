@@ -1,0 +1,20 @@
+# The paper's ViT-B/16 chain on real data (one node of 8 GPUs; more nodes: run the stages' own multi-node
+# commands from README.md): COCO pretraining (800 epochs), COCO detection, ADE20K segmentation and ImageNet-100
+# linear probing / fine-tuning, for ASL, MAE and random initialisation. Needs --data-root with coco/,
+# ADEChallengeData2016/ and imagenet/.
+import os
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+cfg = dict(
+    title="ViT-B/16, COCO pretraining 800 epochs",
+    inits=["asl", "mae", "random"],
+    toy=None,
+    pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/vitb_coco_asl_800ep.py",
+                               mae=f"{CONFIGS}/pretrain/vitb_coco_mae_800ep.py"),
+                  overrides=["optim.accum_iter=8"], nproc=8),  # 64 x 8 x 8 = batch 4096
+    detection=dict(config=f"{CONFIGS}/coco_vitb.py", overrides=[], num_gpus=8),
+    segmentation=dict(config=f"{CONFIGS}/ade20k_vitb_upernet.py", overrides=[], nproc=8),
+    linprobe=dict(config=f"{CONFIGS}/linprobe/in100_vitb.py", overrides=["optim.accum_iter=4"], nproc=8),
+    finetune=dict(config=f"{CONFIGS}/finetune/in100_vitb.py", overrides=["optim.accum_iter=4"], nproc=8),
+)
