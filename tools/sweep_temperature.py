@@ -71,23 +71,31 @@ def main():
     imgs = val_images(toy)
     cfg_dir = os.path.join(REPO, "configs", "pretrain")
     common = [f"optim.epochs={args.epochs}", "runtime.tensorboard=False"]
-    rows = [{"run": "random init", "probe_top1": probe(None, os.path.join(args.work_dir, "random", "linprobe"))}]
-    rows.append({"run": "MAE", **pretrain_and_score(os.path.join(cfg_dir, "toy_mae.py"), common,
-                                                    os.path.join(args.work_dir, "mae"), imgs)})
+    rows = []
+
+    def add(row):  # the table is rewritten after every run, so a stopped sweep keeps what it measured
+        rows.append(row)
+        print(row, flush=True)
+        write_tables(rows, args.out, args.epochs)
+
+    add({"run": "random init", "probe_top1": probe(None, os.path.join(args.work_dir, "random", "linprobe"))})
+    add({"run": "MAE", **pretrain_and_score(os.path.join(cfg_dir, "toy_mae.py"), common,
+                                            os.path.join(args.work_dir, "mae"), imgs)})
     for lam in args.values:
-        rows.append({"run": f"ASL λ={lam:g}", "temperature": lam, **pretrain_and_score(
+        add({"run": f"ASL λ={lam:g}", "temperature": lam, **pretrain_and_score(
             os.path.join(cfg_dir, "toy_asl.py"), common + [f"model.temperature={lam}"],
             os.path.join(args.work_dir, f"asl_lambda_{lam:g}"), imgs)})
-        print(rows[-1], flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump({"epochs": args.epochs, "rows": rows}, f, indent=2)
+
+
+def write_tables(rows, out, epochs):
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump({"epochs": epochs, "rows": rows}, f, indent=2)
     lines = ["| run | linear-probe top-1 (%) | val masked MSE |", "|---|---|---|"]
     lines += [f"| {r['run']} | {r['probe_top1']:.1f} | {r.get('val_masked_mse', float('nan')):.4f} |"
               for r in rows]
-    with open(args.out + ".md", "w") as f:
+    with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
