@@ -29,11 +29,11 @@ def test_mmseg_mae_backbone_and_uperhead():
 
     backbone = MAE(img_size=(64, 64), patch_size=16, embed_dims=64, num_layers=4, num_heads=2,
                    out_indices=(0, 1, 2, 3))
-    feats = backbone(torch.randn(1, 3, 64, 64))
-    assert [tuple(f.shape) for f in feats] == [(1, 64, 4, 4)] * 4
+    feats = backbone(torch.randn(2, 3, 64, 64))
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 4, 4)] * 4
     head = UPerHead(in_channels=[64] * 4, in_index=[0, 1, 2, 3], pool_scales=(1, 2), channels=16, num_classes=5,
                     norm_cfg=ConfigDict(type="BN", requires_grad=True), align_corners=False)
-    assert tuple(head(feats).shape) == (1, 5, 4, 4)
+    assert tuple(head(feats).shape) == (2, 5, 4, 4)
 
 
 def test_mmcv_compiled_op():

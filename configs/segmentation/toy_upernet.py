@@ -1,0 +1,73 @@
+# Toy UperNet: the ADE20K recipe shrunk to the toy scenes (128 px, 5 classes with background) and a tiny ViT
+# (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16: the encoder of configs/pretrain/toy_asl.py), a few
+# minutes on a 2-core CPU. Sizes and lr from the calibration in STACK.md and docs/segmentation.md.
+#
+#   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
+#   python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained /tmp/toy_asl_mmseg.pth
+#   python tools/train_seg.py configs/segmentation/toy_upernet.py            # random initialisation
+_base_ = ["./base_upernet_mae.py"]
+
+crop_size = (128, 128)
+num_classes = 5  # background, disc, square, triangle, ring
+norm_cfg = dict(type="BN", requires_grad=True)  # one process on a CPU: plain BN
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        img_size=crop_size,
+        patch_size=16,
+        embed_dims=192,
+        num_layers=6,
+        num_heads=3,
+        mlp_ratio=4,
+        drop_path_rate=0.1,
+        out_indices=[1, 2, 3, 5]),  # the ViT-B choice 3/5/7/11 of 12 blocks, scaled to 6
+    neck=dict(type="Feature2Pyramid", embed_dim=192, rescales=[4, 2, 1, 0.5], norm_cfg=norm_cfg),
+    # light heads (64 / 32 channels): the 128-channel UPerHead of the calibration doubles the step time on a CPU,
+    # and a light head leaves more of the work to the encoder, which is what the toy transfer is to measure
+    decode_head=dict(in_channels=[192, 192, 192, 192], channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=192, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
+    test_cfg=dict(mode="slide", crop_size=crop_size, stride=(85, 85)))
+
+dataset_type = "ToyScenesDataset"
+data_root = "{{$ASL_DATASETS:datasets}}/toy_scenes/ade"
+train_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="RandomResize", scale=(512, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackSegInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="Resize", scale=(512, 128), keep_ratio=True),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="PackSegInputs"),
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True,
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True,
+    dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 600
+warmup_iters = 50
+optim_wrapper = dict(
+    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(layer_decay_rate=0.65))
+param_scheduler = [
+    dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type="PolyLR", eta_min=0.0, power=1.0, by_epoch=False, begin=warmup_iters, end=max_iters),
+]
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type="ValLoop")
+test_cfg = dict(type="TestLoop")
+default_hooks = dict(
+    logger=dict(type="LoggerHook", interval=20, log_metric_by_epoch=False),
+    checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=200, max_keep_ckpts=2))
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo"))
+run_info = dict(model="vit_toy_patch16", dataset="toy_scenes")

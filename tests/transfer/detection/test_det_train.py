@@ -1,0 +1,188 @@
+"""Training and evaluation through tools/train_det.py and transfer.detection.engine, a few iterations each:
+strict, accounted loading of converted weights; metrics.json; resuming at the right iteration; clear errors."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from detectron2.config import instantiate
+from detectron2.engine import HookBase
+
+from asl.cli import UserError
+from asl.convert import TARGET_INIT, unmatched_target_keys
+from asl.checkpoint import read_checkpoint, save_atomic
+from det_helpers import CONFIGS, FAST, REPO, TINY, load_tool
+from transfer.detection import engine
+from transfer.detection.checkpoint import StrictDetectionCheckpointer
+from transfer.detection.data import register_datasets
+
+TOY = os.path.join(CONFIGS, "coco_toy.py")
+TOOL = os.path.join(REPO, "tools", "train_det.py")
+
+
+def toy_model(*overrides):
+    cfg = engine.load_config(TOY, overrides)
+    cfg.train.device = "cpu"
+    return instantiate(cfg.model)
+
+
+def test_converted_checkpoint_loads_strictly_and_every_key_is_accounted(toy_checkpoints):
+    src, converted = toy_checkpoints
+    model = toy_model()
+    ckpt = StrictDetectionCheckpointer(model)
+    ckpt.load(str(converted))
+    weights = read_checkpoint(converted)["model"]
+    assert ckpt.last_load["loaded"] == sorted(weights) and len(weights) == 2 + 1 + 6 * 12  # embeddings + blocks
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items())
+    assert unmatched_target_keys("detectron2", ckpt.last_load["initialised"]) == []
+    assert {p for p, _ in TARGET_INIT["detectron2"]} and any("rel_pos_h" in k for k in ckpt.last_load["initialised"])
+
+    # the pretraining checkpoint itself is converted in memory, to the same weights
+    other = toy_model()
+    ckpt2 = StrictDetectionCheckpointer(other)
+    ckpt2.load(str(src))
+    assert ckpt2.last_load["format"] == "asl-pretrain" and ckpt2.last_load["method"] == "asl"
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in weights.items())
+
+
+def test_incompatible_checkpoints_are_refused(toy_checkpoints, tmp_path):
+    _, converted = toy_checkpoints
+    weights = read_checkpoint(converted)["model"]
+    cases = {
+        "extra": ({**weights, "backbone.net.blocks.6.norm1.weight": torch.ones(192)}, r"blocks.6.norm1.weight, which"),
+        "shape": ({**weights, "backbone.net.pos_embed": torch.zeros(1, 197, 192)},
+                  r"pos_embed has shape \(1, 197, 192\).*pretrain_img_size"),
+        "missing": ({k: v for k, v in weights.items() if "blocks.3.mlp" not in k}, r"lacks backbone.net.blocks.3.mlp"),
+    }
+    for name, (state, message) in cases.items():
+        save_atomic({"model": state}, tmp_path / f"{name}.pth")
+        with pytest.raises(UserError, match=message):
+            StrictDetectionCheckpointer(toy_model()).load(str(tmp_path / f"{name}.pth"))
+
+
+def test_toy_run_from_a_converted_checkpoint_writes_metrics_and_evaluates_again(small_root, toy_checkpoints,
+                                                                                tmp_path):
+    _, converted = toy_checkpoints
+    out = tmp_path / "run"
+    tool = load_tool("train_det")
+    tool.main([TOY, "--data-root", str(small_root), "--output-dir", str(out), *FAST,
+               f"train.init_checkpoint={converted}", "--init-method", "asl"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stage"] == "detection" and metrics["dataset"] == "toy_scenes"
+    assert metrics["init"] == {"method": "asl", "checkpoint": str(converted)}
+    assert metrics["model"] == "vit_toy_patch16" and metrics["iterations"] == 2
+    assert metrics["epochs"] == pytest.approx(2 * 4 / 8)
+    for key in ("box_AP", "box_AP50", "box_AP75", "box_APs", "box_APm", "mask_AP", "mask_AP50", "mask_AP75"):
+        assert 0.0 <= metrics["metrics"][key] <= 100.0, key
+    assert "box_APl" not in metrics["metrics"] and any("APl" in n for n in metrics["notes"])  # no large toy objects
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [s["iteration"] for s in steps if "total_loss" in s] == [0, 1]
+    assert (out / "model_final.pth").exists() and (out / "config.yaml").exists()
+    assert os.listdir(out / "tensorboard")
+
+    evaluated = tmp_path / "eval"
+    tool.main([TOY, "--eval-only", "--data-root", str(small_root), "--output-dir", str(evaluated),
+               f"train.init_checkpoint={out / 'model_final.pth'}", "dataloader.test.num_workers=0"])
+    again = json.loads((evaluated / "metrics.json").read_text())
+    assert again["metrics"] == metrics["metrics"] and again["iterations"] == 2 and again["init"] == metrics["init"]
+
+    with pytest.raises(SystemExit) as exit_info:  # a backbone-only file cannot be evaluated
+        tool.main([TOY, "--eval-only", "--data-root", str(small_root), "--output-dir", str(evaluated),
+                   f"train.init_checkpoint={converted}"])
+    assert exit_info.value.code == 2
+
+
+class Crash(HookBase):
+    """Kills the run (an exception, as a node failure would) before iteration `at` starts."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def before_step(self):
+        if self.trainer.iter == self.at:
+            raise KeyboardInterrupt(f"simulated crash at iteration {self.at}")
+
+
+class Record(HookBase):
+    def __init__(self):
+        self.iterations, self.lrs = [], []
+
+    def before_step(self):
+        self.iterations.append(self.trainer.iter)
+        self.lrs.append(self.trainer.optimizer.param_groups[-1]["lr"])
+
+
+def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
+    register_datasets(str(small_root))
+    overrides = [*TINY, *FAST, "train.max_iter=5", "train.checkpointer.period=2", f"train.output_dir={tmp_path}"]
+
+    def cfg():
+        c = engine.load_config(TOY, overrides)
+        engine.resolve_device(c)
+        del c.dataloader.evaluator  # training only: evaluation is tested above
+        return c
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.do_train(cfg(), extra_hooks=[Crash(at=3)])
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"  # iterations 0 and 1 were saved
+    assert read_checkpoint(tmp_path / "model_0000001.pth")["iteration"] == 1
+
+    # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished
+    first = Record()
+    assert engine.do_train(cfg(), resume=True, extra_hooks=[first], time_limit_min=0) is None
+    assert first.iterations == [2] and (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
+    second = Record()
+    engine.do_train(cfg(), resume=True, extra_hooks=[second])
+    assert second.iterations == [3, 4]
+    c = cfg()
+    schedule, lr = instantiate(c.lr_multiplier), c.optimizer.lr  # the last group (heads) runs at the full lr
+    assert first.lrs + second.lrs == pytest.approx([lr * schedule(i / 5) for i in (2, 3, 4)])  # schedule goes on
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [s["iteration"] for s in logged if "total_loss" in s]
+    # 0, 1, 2 done before the crash (2 came after the last checkpoint: it is redone), then 2, then 3 and 4;
+    # detectron2's writer flushes once more whenever a run ends early
+    assert steps[:3] == [0, 1, 2] and steps[-2:] == [3, 4] and 2 in steps[3:-2]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+    assert read_checkpoint(tmp_path / "model_final.pth")["iteration"] == 4
+
+
+def run_tool(*args, **env):
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_missing_dataset_root_is_a_one_line_error_before_training(tmp_path):
+    out = run_tool(os.path.join(CONFIGS, "coco_vitb.py"), "--data-root", str(tmp_path / "nowhere"),
+                   "--output-dir", str(tmp_path / "run"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: dataset root") and "configs/coco_toy.py" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing was set up
+
+
+def test_malformed_annotations_and_bad_overrides_are_errors_before_training(det_root, tmp_path):
+    root = tmp_path / "datasets"
+    (root / "toy_scenes" / "coco" / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        os.symlink(det_root / "toy_scenes" / "coco" / split, root / "toy_scenes" / "coco" / split)
+    (root / "toy_scenes" / "coco" / "annotations" / "instances_train.json").write_text('{"images": [}')
+    (root / "toy_scenes" / "coco" / "annotations" / "instances_val.json").write_text("{}")
+    out = run_tool("--config-file", TOY, "--data-root", str(root), "--output-dir", str(tmp_path / "run"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "instances_train.json is not valid JSON" in out.stderr and not (tmp_path / "run").exists()
+    out = run_tool(TOY, "train.max_iters=3", "--data-root", str(det_root))
+    assert out.returncode == 2 and out.stderr.startswith("error: unknown config key 'train.max_iters'")
+
+
+def test_command_line_forms():
+    tool = load_tool("train_det")
+    args = tool.parse_args([TOY, "train.max_iter=3", "--resume", "--num-gpus", "2"])
+    assert (args.config_file, args.opts, args.resume, args.num_gpus) == (TOY, ["train.max_iter=3"], True, 2)
+    args = tool.parse_args(["--config-file", TOY, "--eval-only", "a.b=1", "--dist-url", "tcp://h:1"])
+    assert (args.config_file, args.opts, args.eval_only, args.dist_url) == (TOY, ["a.b=1"], True, "tcp://h:1")
+    assert tool.parse_args([]).config_file.endswith("coco_toy.py")
+    with pytest.raises(UserError, match="two configs"):
+        tool.parse_args(["--config-file", TOY, TOY])

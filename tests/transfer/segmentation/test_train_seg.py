@@ -1,0 +1,154 @@
+"""tools/train_seg.py end to end on a tiny UperNet and the session's small toy split: converted weights -> train
+-> metrics.json / log.jsonl -> --resume -> --eval-only, and the one-line errors of the command-line contract."""
+import importlib.util
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("mmcv")
+from transfer.segmentation import train as seg_train  # noqa: E402
+from transfer.segmentation.checkpoint import safe_torch_load  # noqa: E402
+
+from .conftest import REPO, TINY_CONFIG  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("train_seg_tool", os.path.join(REPO, "tools", "train_seg.py"))
+tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tool)
+VITB = os.path.join(REPO, "configs", "ade20k_vitb_upernet.py")
+TOY = os.path.join(REPO, "configs", "segmentation", "toy_upernet.py")
+
+
+def run_tool(*argv):
+    tool.main([str(a) for a in argv])
+
+
+def user_error(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(*argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and err and err[-1].startswith("error: "), err
+    return err[-1]
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def state_dict(path):
+    return safe_torch_load(path)["state_dict"]
+
+
+def test_train_from_converted_weights_then_resume_an_interrupted_run_exactly(tmp_path, toy_root, tiny_ckpts):
+    _, mmseg_file, _ = tiny_ckpts
+    ade = ["--data-root", toy_root / "ade"]
+    run = tmp_path / "run"
+    run_tool(TINY_CONFIG, *ade, "--work-dir", run, "--pretrained", mmseg_file, "--init-method", "asl",
+             "train_cfg.max_iters=4")  # checkpoints at 2 and 4, validation at 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stage"] == "segmentation" and metrics["dataset"] == "toy_scenes"
+    assert metrics["init"] == {"method": "asl", "checkpoint": str(mmseg_file.resolve())}
+    assert metrics["model"] == "vit_test_tiny" and metrics["iterations"] == 4
+    assert set(metrics["metrics"]) == {"mIoU", "mAcc", "aAcc"}
+    assert all(0 <= v <= 100 for v in metrics["metrics"].values())
+    assert metrics["epochs"] == pytest.approx(4 * 2 / 24, abs=1e-3) and os.path.exists(metrics["config"])
+    log = read_jsonl(run / "log.jsonl")
+    assert [r["iter"] for r in log if r["mode"] == "train"] == [1, 2, 3, 4]
+    assert log[-1]["mode"] == "val" and log[-1]["mIoU"] == metrics["metrics"]["mIoU"]
+    assert "loss" in log[0] and "lr" in log[0]
+    # the converted weights were loaded: block 0 of the backbone moved only by 4 small steps
+    start = torch.load(mmseg_file, weights_only=True)["state_dict"]["layers.0.attn.qkv.weight"]
+    assert (state_dict(run / "iter_4.pth")["backbone.layers.0.attn.qkv.weight"] - start).abs().max() < 1e-2
+
+    # a run "interrupted" after its iteration-2 checkpoint, continued with --resume, ends where the whole run did
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    shutil.copy(run / "iter_2.pth", crashed / "iter_2.pth")
+    shutil.copy(run / "init.json", crashed / "init.json")
+    (crashed / "last_checkpoint").write_text(str(crashed / "iter_2.pth"))
+    run_tool(TINY_CONFIG, *ade, "--work-dir", crashed, "--resume", "train_cfg.max_iters=4")
+    resumed = json.loads((crashed / "metrics.json").read_text())
+    assert resumed["iterations"] == 4 and resumed["init"] == metrics["init"]
+    assert [r["iter"] for r in read_jsonl(crashed / "log.jsonl") if r["mode"] == "train"] == [3, 4]
+    whole, continued = state_dict(run / "iter_4.pth"), state_dict(crashed / "iter_4.pth")
+    assert whole.keys() == continued.keys()
+    for key in whole:
+        assert torch.allclose(whole[key].float(), continued[key].float(), atol=1e-6), key
+    assert resumed["metrics"] == metrics["metrics"]
+
+    # --eval-only on the final checkpoint reproduces the last validation, strictly loaded
+    run_tool(TINY_CONFIG, *ade, "--work-dir", tmp_path / "eval", "--eval-only", run / "iter_4.pth")
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["eval_only"] and evaluated["iterations"] == 4 and evaluated["init"]["method"] == "asl"
+    assert evaluated["metrics"] == metrics["metrics"]
+
+
+def test_eval_only_refuses_a_backbone_only_file(capsys, tmp_path, toy_root, tiny_ckpts):
+    message = user_error(capsys, TINY_CONFIG, "--work-dir", tmp_path, "--data-root", toy_root / "ade",
+                         "--eval-only", tiny_ckpts[1])
+    assert "does not fit the config's model" in message and "--pretrained" in message
+
+
+def test_init_method_is_read_from_a_pretraining_checkpoint(tiny_ckpts, toy_root, tmp_path):
+    args = seg_train.build_parser().parse_intermixed_args(
+        [TINY_CONFIG, "--pretrained", str(tiny_ckpts[0]), "--data-root", str(toy_root / "ade"),
+         "--work-dir", str(tmp_path)])
+    cfg = seg_train.prepare(args)
+    assert cfg.asl_init["method"] == "asl" and cfg.model.backbone.init_cfg.checkpoint == str(tiny_ckpts[0])
+    args.pretrained = str(tiny_ckpts[1])  # converted file: no record of the method
+    assert seg_train.prepare(args).asl_init["method"] == "pretrained"
+    args.pretrained = None
+    assert seg_train.prepare(args).asl_init == {"method": "random", "checkpoint": None}
+
+
+def test_a_new_iteration_budget_moves_the_schedule(toy_root, tmp_path):
+    for override in ("train_cfg.max_iters=300", "max_iters=300"):
+        args = seg_train.build_parser().parse_intermixed_args(
+            [TOY, override, "--data-root", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
+        cfg = seg_train.prepare(args)
+        assert cfg.train_cfg.max_iters == 300 and cfg.train_cfg.val_interval == 300
+        assert [s.end for s in cfg.param_scheduler] == [50, 300]
+
+
+def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, tmp_path, toy_root, tiny_ckpts):
+    monkeypatch.setenv("ASL_DATASETS", str(tmp_path / "empty"))
+    message = user_error(capsys, VITB, "--work-dir", tmp_path / "w")
+    assert "ADEChallengeData2016/images/training does not exist" in message and "download" in message
+    ade = ["--data-root", toy_root / "ade", "--work-dir", tmp_path / "w"]
+    assert "do not exist" in user_error(capsys, TINY_CONFIG, *ade, "--pretrained", tmp_path / "none.pth")
+    assert "config" in user_error(capsys, tmp_path / "nope.py")
+    assert "not key=value" in user_error(capsys, TINY_CONFIG, *ade, "max_iters")
+    assert "does not exist" in user_error(capsys, TINY_CONFIG, *ade, "--eval-only", tmp_path / "x.pth")
+    monkeypatch.setattr(seg_train, "_has_accelerator", lambda: False)
+    assert "needs a GPU" in user_error(capsys, TINY_CONFIG, *ade, "--amp")
+    bad = tmp_path / "bad.py"
+    bad.write_text("model = dict(\n")
+    assert "cannot read config" in user_error(capsys, bad)
+
+
+def test_wrong_weights_stop_the_tool_before_training(capsys, tmp_path, toy_root):
+    torch.save({"model": {"head.weight": torch.zeros(2)}}, tmp_path / "notvit.pth")
+    message = user_error(capsys, TINY_CONFIG, "--data-root", toy_root / "ade", "--work-dir", tmp_path / "w",
+                         "--pretrained", tmp_path / "notvit.pth")
+    assert "not a ViT checkpoint" in message
+    assert not (tmp_path / "w" / "log.jsonl").exists()
+
+
+def test_missing_toy_scenes_are_generated(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_ensure(root):
+        calls.append(root)
+        for sub in ("images/training", "annotations/training", "images/validation", "annotations/validation"):
+            os.makedirs(os.path.join(root, "ade", sub))
+        open(os.path.join(root, "ade", "images", "training", "0.png"), "w").close()
+        open(os.path.join(root, "ade", "images", "validation", "0.png"), "w").close()
+
+    monkeypatch.setattr("transfer.segmentation.datasets.ensure_toy_scenes", fake_ensure)
+    monkeypatch.setenv("ASL_DATASETS", str(tmp_path))
+    cfg = seg_train.load_config(TOY)
+    seg_train.check_data_roots(cfg)
+    assert calls == [str(tmp_path / "toy_scenes")]

@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Train or evaluate a ViTDet Mask R-CNN (detectron2 LazyConfig) from an ASL / MAE encoder: box and mask AP.
+
+Examples:
+    python tools/train_det.py                                  # toy config on the toy scenes (generated), CPU
+    python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to detectron2 -o toy_asl_d2.pth
+    python tools/train_det.py configs/coco_toy.py train.init_checkpoint=toy_asl_d2.pth --init-method asl
+    python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --data-root /data \\
+        train.init_checkpoint=work_dirs/weights/asl_vitb_d2.pth
+    python tools/train_det.py --config-file configs/coco_vitb.py --num-gpus 8 --resume          # after a crash
+    python tools/train_det.py configs/coco_vitb.py --eval-only train.init_checkpoint=<run dir>/model_final.pth
+    (node i of 8) python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --num-machines 8 \\
+        --machine-rank $i --dist-url tcp://node0:29500 train.init_checkpoint=...
+
+Overrides are detectron2 LazyConfig `key=value` pairs after the config (e.g. train.max_iter=100
+dataloader.train.total_batch_size=16); a key the config does not have is an error. train.init_checkpoint takes a
+file from tools/convert_ckpt.py --to detectron2 (or any encoder checkpoint tools/convert_ckpt.py reads: it is then
+converted in memory). Datasets: --data-root, else $ASL_DATASETS, else ./datasets, in the standard layout
+(coco/{train2017,val2017,annotations}; toy_scenes/ is generated when a toy config needs it).
+A run writes train.output_dir (default work_dirs/detection/<config name>): config.yaml, log.txt, log.jsonl,
+tensorboard/, model_*.pth checkpoints, last_checkpoint, metrics.json (box/mask AP, AP50, AP75, APs/m/l).
+"""
+import argparse
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# Import-time notices of the stack (torch.jit, pkg_resources, timm), not the user's concern: keep stderr for errors.
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+from detectron2.engine import default_argument_parser, launch  # noqa: E402
+
+from asl.cli import UserError, main_guard  # noqa: E402
+from transfer.detection.data import prepare_datasets  # noqa: E402
+from transfer.detection.engine import load_config, run  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "coco_toy.py")
+
+
+def parse_args(argv=None):
+    """detectron2's default_argument_parser flags, but the config may also be positional and flags may follow
+    the config and the overrides (its REMAINDER `opts` would swallow them)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    reference = default_argument_parser()
+    for action in reference._actions:
+        if action.option_strings and action.dest != "help":
+            parser._add_action(action)
+    parser.add_argument("--output-dir", help="run directory (sets train.output_dir)")
+    parser.add_argument("--data-root", help="dataset root (default: $ASL_DATASETS, else ./datasets)")
+    parser.add_argument("--init-method", help="name of the initialisation for metrics.json (asl, mae, ...); "
+                                              "default: read from a pretraining checkpoint, else 'pretrained', "
+                                              "'random' without train.init_checkpoint")
+    parser.add_argument("--time-limit-min", type=float, metavar="MIN",
+                        help="stop cleanly after MIN minutes of training with a resumable checkpoint (then --resume)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("opts", nargs="*", metavar="[CONFIG] key=value",
+                        help="config path (or --config-file), then LazyConfig overrides")
+    args = parser.parse_intermixed_args(argv)
+    opts = list(args.opts)
+    if opts and "=" not in opts[0]:  # positional config path
+        if args.config_file:
+            raise UserError(f"two configs given: --config-file {args.config_file} and {opts[0]}")
+        args.config_file = opts.pop(0)
+    for item in opts:
+        if "=" not in item:
+            raise UserError(f"{item!r} is neither an option nor a key=value override")
+    args.opts = opts
+    args.config_file = args.config_file or DEFAULT_CONFIG
+    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        raise UserError("--num-gpus and --num-machines must be >= 1 and 0 <= --machine-rank < --num-machines")
+    return args
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config_file, args.opts, args.output_dir)
+    if cfg.train.output_dir in ("", "./output", "output"):  # detectron2's default: use the house layout
+        name = os.path.splitext(os.path.basename(args.config_file))[0]
+        args.output_dir = cfg.train.output_dir = os.path.join("work_dirs", "detection", name)
+    init = cfg.train.init_checkpoint
+    if init and not os.path.exists(init) and "://" not in init:
+        raise UserError(f"train.init_checkpoint {init} does not exist; convert a pretraining checkpoint with "
+                        "python tools/convert_ckpt.py CKPT --to detectron2 -o FILE")
+    # Every check that can fail on the user's data runs here, in one process, before anything is built.
+    args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
+    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    main()

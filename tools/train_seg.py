@@ -1,0 +1,27 @@
+#!/usr/bin/env python
+"""Semantic segmentation transfer: UperNet on a ViT encoder in mmsegmentation (mmengine Runner), ADE20K or the toy
+scenes. Run with --help for examples; the work is done in transfer/segmentation/train.py.
+
+Examples:
+    python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
+    python tools/train_seg.py configs/segmentation/toy_upernet.py --resume
+    torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_mmseg.pth \\
+        --launcher pytorch
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from asl.cli import main_guard  # noqa: E402
+
+
+@main_guard
+def main(argv=None):
+    from transfer.segmentation.train import build_parser, run  # mmseg imports take a few seconds
+
+    args = build_parser().parse_intermixed_args(argv)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Datasets of the mmseg adapter: ADE20K (mmseg's own `ADE20KDataset`, standard layout under a root) and the
+toy scenes (`ToyScenesDataset`), plus the checks a tool runs before training: every dataset root exists and holds
+images, and the toy scenes are generated when absent (CONVENTIONS.md: every tool runs with no dataset).
+
+ADE20K: $ASL_DATASETS/ADEChallengeData2016/{images,annotations}/{training,validation}, 150 classes, label 0
+("other") becomes 255 (reduce_zero_label=True). Toy scenes: $ASL_DATASETS/toy_scenes/ade/..., the same layout with
+.png images; 0 = background is a real class (reduce_zero_label=False), 1..4 = disc, square, triangle, ring.
+"""
+import os
+import time
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from asl.cli import UserError
+from asl.data.toy import BACKGROUND, CLASSES, ensure_toy_scenes
+
+TOY_CLASSES = ("background",) + CLASSES
+TOY_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]]
+ADE20K_TRAIN_IMAGES = 20210  # ADEChallengeData2016 images/training
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@DATASETS.register_module()
+class ToyScenesDataset(BaseSegDataset):
+    """The semantic split of the toy scenes (asl.data.toy), in ADE20K's folder layout with .png images."""
+    METAINFO = dict(classes=TOY_CLASSES, palette=TOY_PALETTE)
+
+    def __init__(self, img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False, **kwargs):
+        assert BACKGROUND == 0
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label,
+                         **kwargs)
+
+
+LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+
+
+def _datasets(cfg, loaders=LOADERS):
+    """(name, dataset config) of every dataloader of the config; ConcatDataset-style wrappers are opened."""
+    for name in loaders:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        stack = [loader["dataset"]]
+        while stack:
+            ds = stack.pop()
+            if "datasets" in ds:
+                stack.extend(ds["datasets"])
+            elif "dataset" in ds:
+                stack.append(ds["dataset"])
+            else:
+                yield name, ds
+
+
+def _is_toy(ds):
+    return ds.get("type") in ("ToyScenesDataset", ToyScenesDataset)
+
+
+def _generate_toy(root):
+    """Generate the toy scenes at `root` (the parent of `ade/`); under torchrun only local rank 0 writes."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"toy scenes not found under {root}: generating them (once, about a minute)", flush=True)
+        ensure_toy_scenes(root)
+        return
+    deadline = time.time() + 1800
+    while not os.path.exists(os.path.join(root, "meta.json")):
+        if time.time() > deadline:
+            raise UserError(f"timed out waiting for local rank 0 to generate the toy scenes under {root}")
+        time.sleep(2)
+
+
+def check_data_roots(cfg, loaders=LOADERS, generate_toy=True):
+    """Every dataset of the config's `loaders` must exist and hold images; toy scenes are generated where absent.
+    Raises UserError with what is missing and how to get it."""
+    for loader, ds in _datasets(cfg, loaders):
+        root = ds.get("data_root") or ""
+        prefix = ds.get("data_prefix") or {}
+        img_dir = os.path.join(root, prefix.get("img_path", ""))
+        seg_dir = os.path.join(root, prefix.get("seg_map_path", ""))
+        toy = _is_toy(ds)
+        if toy and generate_toy and not os.path.isdir(img_dir) and os.path.basename(os.path.normpath(root)) == "ade":
+            _generate_toy(os.path.dirname(os.path.normpath(root)))
+        for folder, what in ((img_dir, "images"), (seg_dir, "annotations")):
+            if os.path.isdir(folder):
+                continue
+            if toy:
+                hint = ("generate them with tools/make_toy_data.py --out <root>, or point the config's data_root "
+                        "at an existing toy_scenes/ade folder")
+            else:
+                hint = ("download ADEChallengeData2016.zip (http://data.csail.mit.edu/places/ADEchallenge/), unzip "
+                        "it under $ASL_DATASETS (default ./datasets), or give --data-root")
+            raise UserError(f"{loader}: the {what} folder {folder} does not exist: {hint}")
+        if not any(n.lower().endswith(_IMAGE_SUFFIXES) for n in os.listdir(img_dir)):
+            raise UserError(f"{loader}: {img_dir} holds no images (.jpg/.png)")
+
+
+def set_data_root(cfg, root):
+    """Point every dataset of the config at `root` (the folder holding images/ and annotations/)."""
+    for _, ds in _datasets(cfg):
+        ds["data_root"] = root

@@ -1,0 +1,60 @@
+"""`JsonLinesHook`: the run directory's `log.jsonl` (CONVENTIONS.md), one JSON object per logged training step and
+per evaluation, beside mmengine's own logs; it also keeps the last evaluation's metrics for metrics.json."""
+import json
+import math
+import os
+import time
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@HOOKS.register_module()
+class JsonLinesHook(Hook):
+    priority = "LOW"  # after IterTimerHook and LoggerHook have updated the message hub
+
+    def __init__(self, interval: int = None, filename: str = "log.jsonl"):
+        self.interval = interval
+        self.filename = filename
+        self.last_metrics = None
+        self.last_metrics_iter = None
+
+    def before_run(self, runner):
+        if self.interval is None:
+            logger = runner.cfg.get("default_hooks", {}).get("logger") or {}
+            self.interval = logger.get("interval", 50)
+        self.path = os.path.join(runner.work_dir, self.filename)
+        self.start = time.time()
+
+    def _write(self, record):
+        if not is_main_process():
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if not (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
+            return
+        tag, _ = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+        self._write({"mode": "train", "iter": runner.iter + 1, "max_iters": runner.max_iters,
+                     "elapsed_s": time.time() - self.start, **tag})
+
+    def _metrics(self, runner, mode, metrics):
+        self.last_metrics = {k: _plain(v) for k, v in (metrics or {}).items()}
+        self.last_metrics_iter = runner.iter
+        self._write({"mode": mode, "iter": runner.iter, "elapsed_s": time.time() - self.start, **self.last_metrics})
+
+    def after_val_epoch(self, runner, metrics=None):
+        self._metrics(runner, "val", metrics)
+
+    def after_test_epoch(self, runner, metrics=None):
+        self._metrics(runner, "test", metrics)

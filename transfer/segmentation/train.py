@@ -1,0 +1,343 @@
+"""The body of tools/train_seg.py: an mmengine config + command-line options -> mmengine Runner -> training (or
+evaluation of a checkpoint) -> metrics.json in the run directory (CONVENTIONS.md).
+
+What this adds to mmseg's own tools/train.py: strict loading everywhere (encoder weights, --resume, --eval-only),
+AMP that falls back to fp32 on a CPU, clear errors for missing datasets / weights, the toy scenes generated when
+absent, and the results-table file.
+"""
+import argparse
+import json
+import os
+import re
+import time
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import find_latest_checkpoint
+
+from asl.checkpoint import read_checkpoint
+from asl.cli import UserError
+
+from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
+from .datasets import check_data_roots, set_data_root
+from .hooks import JsonLinesHook
+
+AMP_ONLY_KEYS = ("loss_scale", "dtype", "use_fsdp")
+INIT_FILE = "init.json"  # how the run's encoder was initialised, kept for --resume
+
+
+class SegRunner(Runner):
+    """mmengine's Runner with strict checkpoint loading (resume, load_from, --eval-only): a checkpoint that does
+    not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model."""
+
+    loaded_meta = None
+
+    def load_checkpoint(self, filename, map_location="cpu", strict=False, revise_keys=[(r"^module\.", "")]):
+        try:
+            checkpoint = super().load_checkpoint(filename, map_location=map_location, strict=True,
+                                                 revise_keys=revise_keys)
+        except RuntimeError as err:
+            text = str(err)
+            keys = re.search(r"(unexpected key in source state_dict|missing keys in source state_dict|"
+                             r"size mismatch for [^\n]*?)[:\s]+([^\n]*)", text)
+            detail = f"{keys.group(1)}: {keys.group(2)[:200]}" if keys else text.strip().splitlines()[-1][:300]
+            hint = (" (a backbone-only file from tools/convert_ckpt.py initialises training: use --pretrained)"
+                    if "decode_head" in text and "missing" in text else "")
+            raise UserError(f"{filename} does not fit the config's model: {detail}{hint}") from None
+        if isinstance(checkpoint, dict):
+            self.loaded_meta = checkpoint.get("meta")
+        return checkpoint
+
+
+class FormattedOnceConfig(Config):
+    """A Config whose `pretty_text` is formatted once per content: mmengine formats the whole config with yapf
+    (about 1.5 s on a CPU) for the log, for the dumped copy and again for every checkpoint it saves."""
+
+    @property
+    def pretty_text(self) -> str:
+        key = repr(self._cfg_dict)
+        cached = self.__dict__.get("_pretty_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, Config.pretty_text.fget(self))
+            object.__setattr__(self, "_pretty_cache", cached)
+        return cached[1]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="train_seg.py",
+        description="UperNet semantic segmentation (mmsegmentation) on a ViT encoder: ADE20K or the toy scenes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  python tools/train_seg.py configs/segmentation/toy_upernet.py                       # toy, random init, CPU
+  python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o toy_asl_mmseg.pth
+  python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
+  python tools/train_seg.py configs/segmentation/toy_upernet.py --resume              # continue the last run
+  python tools/train_seg.py configs/segmentation/toy_upernet.py --eval-only work_dirs/segmentation/toy_upernet/iter_600.pth
+  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py \\
+      --pretrained vitb_asl_mmseg.pth --launcher pytorch
+overrides: key=value pairs after the config or --cfg-options (mmengine syntax), e.g.
+  train_cfg.max_iters=100 optim_wrapper.optimizer.lr=5e-4 train_dataloader.dataset.indices=40
+runs go to work_dirs/segmentation/<config name>/ (resolved config, log.jsonl, mmengine logs and tensorboard
+events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
+    parser.add_argument("config", help="mmengine config file")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides (as --cfg-options)")
+    parser.add_argument("--work-dir", help="run directory (default: work_dirs/segmentation/<config name>)")
+    parser.add_argument("--pretrained", metavar="CKPT",
+                        help="encoder weights: a file from tools/convert_ckpt.py --to mmseg, or any checkpoint "
+                             "tools/convert_ckpt.py reads (converted in memory); default: the config's "
+                             "model.backbone.init_cfg.checkpoint (None = random initialisation)")
+    parser.add_argument("--init-method", help="name of the initialisation for metrics.json (asl, mae, random, ...; "
+                                              "default: read from a pretraining checkpoint, else 'pretrained')")
+    parser.add_argument("--data-root", help="dataset folder holding images/ and annotations/ (default: the "
+                                            "config's, under $ASL_DATASETS)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue training from the run directory's last checkpoint (a new run if none)")
+    parser.add_argument("--resume-from", metavar="CKPT", help="continue training from this mmengine checkpoint")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; needs a GPU)")
+    parser.add_argument("--eval-only", metavar="CKPT", help="evaluate this mmengine checkpoint on the test split")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="mmengine overrides: key=value, lists as key=[a,b]")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+                        help="job launcher (pytorch: under torchrun)")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    return parser
+
+
+def _parse_overrides(tokens):
+    bad = [t for t in tokens if "=" not in t or t.startswith("=")]
+    if bad:
+        raise UserError(f"override {bad[0]!r} is not key=value")
+    namespace = argparse.Namespace()
+    DictAction(option_strings=[], dest="o")(None, namespace, tokens)
+    return namespace.o
+
+
+def load_config(path, options=None) -> Config:
+    """The config file (with `options` merged); a missing or malformed file is a UserError."""
+    if not os.path.isfile(path):
+        raise UserError(f"config {path} does not exist")
+    try:
+        cfg = Config.fromfile(path)
+    except (SyntaxError, FileNotFoundError, KeyError, NameError, ImportError) as err:
+        raise UserError(f"cannot read config {path}: {str(err).splitlines()[0]}") from None
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def sync_schedule(cfg, old, options):
+    """An override of the iteration budget (train_cfg.max_iters, or the config's own `max_iters` variable) also
+    moves what the config tied to that variable: the end of the lr schedules and a validation interval equal to it
+    (mmengine resolves those when the file is read, so an override alone would leave them behind)."""
+    if "train_cfg.max_iters" in options:
+        new = options["train_cfg.max_iters"]
+    elif "max_iters" in options:
+        new = options["max_iters"]
+    else:
+        return
+    if not isinstance(new, int) or new < 1:
+        raise UserError(f"max_iters must be a positive integer, got {new!r}")
+    cfg.train_cfg.max_iters = new
+    if not isinstance(old, int) or old == new:
+        return
+    schedulers = cfg.get("param_scheduler") or []
+    schedulers = list(schedulers) if isinstance(schedulers, (list, tuple)) else [schedulers]
+    for sched in schedulers:
+        if sched.get("end") == old:
+            sched["end"] = new
+    kept = [s for s in schedulers if s.get("begin", 0) < s.get("end", float("inf"))]
+    if len(kept) < len(schedulers):  # e.g. a decay that would start after a budget shorter than the warmup
+        print(f"note: max_iters={new} ends before {len(schedulers) - len(kept)} lr schedule(s) would start; "
+              "they are left out", flush=True)
+        cfg.param_scheduler = kept
+    if cfg.train_cfg.get("val_interval") == old:
+        cfg.train_cfg.val_interval = new
+    cfg.max_iters = new
+
+
+def _has_accelerator():
+    return torch.cuda.is_available()
+
+
+def configure_amp(cfg, requested: bool):
+    """--amp switches to mmengine's AmpOptimWrapper (mmseg 1.x ignores `fp16=dict(...)`); an AmpOptimWrapper in
+    the config falls back to fp32 on a machine without a GPU, which mmengine's AMP wrapper refuses."""
+    wrapper = cfg.optim_wrapper
+    if requested:
+        if not _has_accelerator():
+            raise UserError("--amp needs a GPU: mmengine's AmpOptimWrapper does not run on a CPU")
+        wrapper.type = "AmpOptimWrapper"
+        wrapper.setdefault("loss_scale", "dynamic")
+    elif wrapper.get("type") == "AmpOptimWrapper" and not _has_accelerator():
+        print("note: no GPU, so the config's AmpOptimWrapper runs as a plain fp32 OptimWrapper", flush=True)
+        wrapper.type = "OptimWrapper"
+        for key in AMP_ONLY_KEYS:
+            wrapper.pop(key, None)
+
+
+def _read_init(*paths):
+    """The first run's initialisation record (init.json) found among `paths`, or None."""
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return None
+
+
+def _pretraining_method(path):
+    """'asl' / 'mae' from a pretraining checkpoint's config, else None."""
+    try:
+        obj = read_checkpoint(path)
+    except UserError:
+        return None
+    config = obj.get("config") if isinstance(obj, dict) else None
+    method = ((config or {}).get("model") or {}).get("method") if isinstance(config, dict) else None
+    return method if isinstance(method, str) else None
+
+
+def prepare(args) -> Config:
+    """Config + command line -> the config the Runner gets (no Runner built yet). Raises UserError on mistakes."""
+    options = _parse_overrides(args.overrides)
+    options.update(args.cfg_options or {})
+    cfg = load_config(args.config)
+    original_max_iters = cfg.get("max_iters")
+    try:
+        cfg.merge_from_dict(options)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"cannot apply the overrides {' '.join(args.overrides + list(args.cfg_options or {}))}: "
+                        f"{err}") from None
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", "segmentation", name)
+    cfg.launcher = args.launcher
+    if args.launcher != "none" and not _has_accelerator():
+        cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())["backend"] = "gloo"
+    sync_schedule(cfg, original_max_iters, options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    configure_amp(cfg, args.amp)
+    init_cfg = cfg.model.backbone.get("init_cfg") or ConfigDict(type="Pretrained", checkpoint=None)
+    if args.pretrained:
+        init_cfg = ConfigDict(type="Pretrained", checkpoint=args.pretrained)
+    cfg.model.backbone.init_cfg = init_cfg
+    pretrained = init_cfg.get("checkpoint") if init_cfg.get("type") == "Pretrained" else None
+    cfg.resume, cfg.load_from = False, cfg.get("load_from")
+    if args.eval_only and (args.resume or args.resume_from):
+        raise UserError("--eval-only and --resume exclude each other")
+    init = {"method": args.init_method or "random", "checkpoint": None}
+    if args.eval_only:
+        if not os.path.isfile(args.eval_only):
+            raise UserError(f"checkpoint {args.eval_only} does not exist")
+        cfg.load_from = args.eval_only
+        check_data_roots(cfg, loaders=("test_dataloader",))
+        if not args.init_method:
+            init = _read_init(os.path.join(os.path.dirname(os.path.abspath(args.eval_only)), INIT_FILE)) or init
+        cfg.asl_init = init
+        return cfg
+    resume_from = None
+    if args.resume_from:
+        if not os.path.isfile(args.resume_from):
+            raise UserError(f"checkpoint {args.resume_from} does not exist")
+        resume_from = args.resume_from
+    elif args.resume:
+        resume_from = find_latest_checkpoint(cfg.work_dir) if os.path.isdir(cfg.work_dir) else None
+        if resume_from is None:
+            print(f"note: --resume: no checkpoint in {cfg.work_dir} yet, starting a new run", flush=True)
+    if resume_from:
+        cfg.resume, cfg.load_from = True, resume_from
+        # the weights come from the checkpoint; the encoder's initialisation is that of the original run
+        cfg.model.backbone.init_cfg = ConfigDict(type="Pretrained", checkpoint=None)
+        init = _read_init(os.path.join(cfg.work_dir, INIT_FILE),
+                          os.path.join(os.path.dirname(os.path.abspath(resume_from)), INIT_FILE)) or init
+    elif pretrained:
+        if not os.path.isfile(pretrained):
+            raise UserError(f"pretrained weights {pretrained} do not exist: convert a pretraining checkpoint with "
+                            "tools/convert_ckpt.py SRC --to mmseg -o FILE, or leave --pretrained out for random "
+                            "initialisation")
+        init = {"method": args.init_method or _pretraining_method(pretrained) or "pretrained",
+                "checkpoint": os.path.abspath(pretrained)}
+    check_data_roots(cfg)
+    cfg.asl_init = init
+    return cfg
+
+
+def _find_hook(runner, kind):
+    return next((h for h in runner.hooks if isinstance(h, kind)), None)
+
+
+def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
+    """metrics.json in the run directory (CONVENTIONS.md); returns the record."""
+    info = cfg.get("run_info") or {}
+    if eval_only:
+        iters = (runner.loaded_meta or {}).get("iter", 0)
+    else:
+        iters = runner.iter
+    epochs = None
+    try:
+        loader = runner.train_dataloader if not eval_only else None
+        if loader is not None:
+            world = runner.world_size
+            epochs = iters * loader.batch_size * world / len(loader.dataset)
+    except Exception:  # noqa: BLE001  (no train loader in the config: epochs unknown)
+        epochs = None
+    if epochs is None and info.get("train_images"):
+        batch = cfg.train_dataloader.batch_size * runner.world_size
+        epochs = iters * batch / info["train_images"]
+    config_name = os.path.basename(cfg.filename) if cfg.filename else f"{runner.timestamp}.py"
+    record = {
+        "stage": "segmentation",
+        "dataset": info.get("dataset", "unknown"),
+        "init": cfg.asl_init,
+        "model": info.get("model", "unknown"),
+        "metrics": {k: float(metrics[k]) for k in ("mIoU", "mAcc", "aAcc") if k in (metrics or {})},
+        "iterations": int(iters),
+        "epochs": round(epochs, 3) if epochs is not None else None,
+        "wall_time_s": round(wall_time, 1),
+        "config": os.path.join(runner.work_dir, config_name),
+        "eval_only": bool(eval_only),
+    }
+    if eval_only:
+        record["checkpoint"] = cfg.load_from
+    if is_main_process():
+        save_json(record, os.path.join(runner.work_dir, "metrics.json"))
+    return record
+
+
+def save_json(obj, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def run(args) -> dict:
+    """Train (or evaluate) as the command line says; returns the metrics.json record."""
+    start = time.time()
+    cfg = prepare(args)
+    object.__setattr__(cfg, "__class__", FormattedOnceConfig)
+    runner = SegRunner.from_cfg(cfg)
+    if args.eval_only:
+        metrics = runner.test()
+    else:
+        if is_main_process() and not cfg.resume:
+            os.makedirs(cfg.work_dir, exist_ok=True)
+            save_json(cfg.asl_init, os.path.join(cfg.work_dir, INIT_FILE))
+        runner.train()
+        hook = _find_hook(runner, JsonLinesHook)
+        metrics = hook.last_metrics if hook else None
+        if metrics is None:  # no validation ran (e.g. val_cfg removed): evaluate the final model now
+            metrics = runner.val() if runner._val_loop is not None else {}
+    record = write_metrics(runner, cfg, metrics, time.time() - start, eval_only=bool(args.eval_only))
+    if is_main_process():
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items())
+        print(f"{'evaluation' if args.eval_only else 'training'} done: {shown} "
+              f"({record['iterations']} iterations, {record['wall_time_s']:.0f} s); "
+              f"wrote {os.path.join(runner.work_dir, 'metrics.json')}", flush=True)
+    return record
+
+
+__all__ = ["SegRunner", "build_parser", "configure_amp", "load_config", "prepare", "run", "write_metrics"]
