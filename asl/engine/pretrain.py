@@ -121,6 +121,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
     step, epoch, micro_in_epoch = 0, 0, 0
+    elapsed_before, last_loss = 0.0, None  # carried through checkpoints so a resumed run reports the whole run
     ckpt_path = find_resume(resume, run_dir)
     if ckpt_path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -129,6 +130,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
         scaler.load_state_dict(ckpt["scaler"])
         step, epoch, micro_in_epoch = ckpt["iteration"], ckpt["epoch"], ckpt["micro_in_epoch"]
         set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+        elapsed_before, last_loss = ckpt.get("elapsed_s", 0.0), ckpt.get("last_loss")
         if main:
             print(f"[pretrain] resumed from {ckpt_path} at iteration {step} (epoch {epoch + 1})", flush=True)
     elif resume and main:
@@ -147,7 +149,8 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
         if main:
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "epoch": epoch, "micro_in_epoch": micro_in_epoch,
-                         "iteration": step, "rng": states, "config": cfg},
+                         "iteration": step, "rng": states, "config": cfg, "last_loss": last_loss,
+                         "elapsed_s": elapsed_before + time.time() - start_time},
                         os.path.join(run_dir, "checkpoints", name))
 
     logger = RunLogger(run_dir, enabled=main, tensorboard=rt.get("tensorboard", True))
@@ -157,7 +160,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
               f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {run_dir}", flush=True)
     warmup = opt_cfg["warmup_epochs"] * steps_per_epoch
     schedule_total = steps_per_epoch * opt_cfg["epochs"]
-    start_time, start_step, skipped_total, last_loss = time.time(), step, 0, None
+    start_time, start_step, skipped_total = time.time(), step, 0
     window = {"loss": 0.0, "n": 0, "imgs": 0, "t": time.time(), "terms": {}}
     net.train()
     try:
@@ -212,7 +215,7 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
                     break
     finally:
         logger.close()
-    wall = time.time() - start_time
+    wall = elapsed_before + time.time() - start_time
     metrics = {"stage": "pretrain", "dataset": dataset_name,
                "init": {"method": mcfg["method"], "checkpoint": None}, "model": mcfg["arch"],
                "metrics": {"loss": last_loss, "skipped_files": du.all_reduce_sum(skipped_total, device)},

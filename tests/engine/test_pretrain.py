@@ -67,12 +67,24 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(toy_root, tmp_pat
                          capture_output=True, text=True, check=True)
     assert f"resumed from {run_dir / 'checkpoints' / 'last.pth'} at iteration {ckpt['iteration']}" in out.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["iterations"] == 36
+    ref_metrics = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    assert metrics["iterations"] == 36 and metrics["wall_time_s"] > ckpt["elapsed_s"] > 0  # both pieces counted
+    assert metrics["metrics"]["loss"] == pytest.approx(ref_metrics["metrics"]["loss"], rel=1e-4)
     ref = torch.load(tmp_path / "ref" / "checkpoints" / "last.pth", weights_only=True)["model"]
     resumed = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)["model"]
     for key in ref:
         assert torch.allclose(ref[key], resumed[key], atol=1e-5), key
     assert not [f for f in os.listdir(run_dir / "checkpoints") if f.startswith(".tmp")]
+
+
+def test_resuming_a_finished_run_keeps_its_loss_and_time(toy_root, tmp_path):
+    cfg = micro_cfg(toy_root / "unlabeled", "optim.epochs=2")
+    first = run_pretrain(cfg, str(tmp_path))
+    again = run_pretrain(cfg, str(tmp_path), resume="auto")
+    assert again["iterations"] == first["iterations"] == 6
+    assert again["metrics"]["loss"] == first["metrics"]["loss"] is not None
+    saved = torch.load(tmp_path / "checkpoints" / "last.pth", weights_only=True)["elapsed_s"]
+    assert again["wall_time_s"] >= saved > 0.5 * first["wall_time_s"]  # the first run's time, not ~0
 
 
 def test_two_process_gloo_ddp(toy_root, tmp_path):

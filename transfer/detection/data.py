@@ -10,15 +10,20 @@ shadow detectron2's built-in `coco_2017_*`, which follow $DETECTRON2_DATASETS). 
 annotation file a config uses before anything is built, so a missing root or a malformed file is one clear
 sentence instead of a traceback from inside a data-loader worker; the toy scenes are generated when absent.
 """
+import itertools
 import json
 import os
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
+from detectron2.config import instantiate
 from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
                              build_detection_train_loader, get_detection_dataset_dicts)
 from detectron2.data.datasets import register_coco_instances
+from detectron2.data.samplers import TrainingSampler
 from detectron2.evaluation import COCOEvaluator
+from detectron2.utils import comm
+from detectron2.utils.registry import locate
 from omegaconf import OmegaConf
 
 from asl.cli import UserError, dataset_root
@@ -231,3 +236,31 @@ def lsj_dataloader(train: str, test: str, image_size: int = 1024, total_batch_si
     )
     dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}", use_fast_impl=use_fast_impl)
     return dataloader
+
+
+class ResumableTrainingSampler(TrainingSampler):
+    """detectron2's TrainingSampler (an endless stream of shuffled epochs from one seed, shared by all ranks) that
+    starts after the first `skip` samples of each rank: a resumed run continues the sample order of the
+    interrupted one instead of replaying it from the start (detectron2 stores no loader position)."""
+
+    def __init__(self, size: int, seed: int, skip: int = 0):
+        super().__init__(size, shuffle=True, seed=seed)
+        self._skip = skip
+
+    def __iter__(self):
+        start = self._rank + self._skip * self._world_size
+        yield from itertools.islice(self._infinite_indices(), start, None, self._world_size)
+
+
+def build_train_loader(node, seed: int, start_iter: int = 0):
+    """Instantiate the config's train loader (`dataloader.train`) with a ResumableTrainingSampler positioned at
+    `start_iter`, unless the config chooses its own sampler (then it is built as detectron2 would)."""
+    if node.get("sampler") is not None:
+        return instantiate(node)
+    dataset = instantiate(node.dataset)
+    per_rank = node.total_batch_size // comm.get_world_size()
+    sampler = ResumableTrainingSampler(len(dataset), seed, skip=start_iter * per_rank)
+    target = node._target_
+    target = locate(target) if isinstance(target, str) else target
+    kwargs = {k: instantiate(node[k]) for k in node.keys() if k not in ("_target_", "dataset", "sampler")}
+    return target(dataset=dataset, sampler=sampler, **kwargs)

@@ -23,7 +23,7 @@ from asl.cli import UserError
 from asl.models import ARCHS
 
 from .checkpoint import StrictDetectionCheckpointer
-from .data import dataset_names, family, register_datasets, resolve_root
+from .data import build_train_loader, dataset_names, family, register_datasets, resolve_root
 
 logger = logging.getLogger("detectron2.asl")
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -202,6 +202,24 @@ def writers(output_dir: str, max_iter: int):
             TensorboardXWriter(os.path.join(output_dir, "tensorboard"))]
 
 
+class RunState(HookBase):
+    """What a resumed run needs beyond detectron2's trainer state, saved with it in every checkpoint: the seed of
+    the training sample order (so that data.ResumableTrainingSampler continues it) and the wall time spent so far
+    (so that metrics.json's wall_time_s covers every piece of a resumed run)."""
+
+    def __init__(self, seed: int):
+        self.seed, self.elapsed, self.since = seed, 0.0, time.time()
+
+    def seconds(self) -> float:
+        return self.elapsed + time.time() - self.since
+
+    def state_dict(self):
+        return {"seed": self.seed, "elapsed_s": self.seconds()}
+
+    def load_state_dict(self, state):
+        self.seed, self.elapsed, self.since = state["seed"], state["elapsed_s"], time.time()
+
+
 class TimeLimitReached(BaseException):
     """Raised by TimeLimit to leave detectron2's loop (a BaseException: detectron2 logs an Exception as a crash)."""
 
@@ -233,11 +251,12 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
     """Train as detectron2's lazyconfig_train_net does; returns metrics.json's content (main process), or None
     (other processes, or stopped by `time_limit_min` with a resumable checkpoint). `extra_hooks` are appended
     after the standard ones (tests use one to simulate a crash)."""
-    start = time.time()
+    state = RunState(cfg.train.seed if cfg.train.seed >= 0 else comm.shared_random_seed())
     model, optimizer = build_model_and_optimizer(cfg)
-    train_loader = instantiate(cfg.dataloader.train)
     model = wrap_ddp(model, cfg)
-    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optimizer)
+    # the loader is built once the start iteration is known (after resume_or_load): the trainer makes its
+    # iterator only when training starts
+    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, None, optimizer)
     checkpointer = StrictDetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     last = {}
 
@@ -249,6 +268,7 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
     trainer.register_hooks([
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        state,
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, evaluate),
         # before the writer: when it stops the run, the writer's final flush is this iteration's only write
@@ -262,11 +282,11 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
     start_iter = trainer.iter + 1 if resumed else 0
     if resumed:
         logger.info("resuming from %s at iteration %d", checkpointer.get_checkpoint_file(), start_iter)
-        if cfg.train.seed >= 0:
-            # detectron2 does not store the loader's position: with a fixed seed a resumed run would replay the
-            # data order from its start. Reseed by iteration and rebuild the (not yet started) loader instead.
-            seed_all_rng(cfg.train.seed + start_iter + comm.get_rank())
-            trainer.data_loader = instantiate(cfg.dataloader.train)
+        # augmentation and drop-path randomness: a fresh stream per start point, not a replay of the first one
+        seed_all_rng(state.seed + start_iter + comm.get_rank())
+    trainer.data_loader = build_train_loader(cfg.dataloader.train, state.seed, start_iter)
+    logger.info("training sample order: seed %d, from sample %d of each process's stream", state.seed,
+                start_iter * cfg.dataloader.train.total_batch_size // comm.get_world_size())
     init = init_info(checkpointer if not resumed else None, cfg.train.init_checkpoint, init_method)
     if resumed:
         init = _previous_init(cfg.train.output_dir) or init
@@ -279,7 +299,7 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
         return None
     if not comm.is_main_process() or "results" not in last:
         return None
-    return write_metrics(cfg, last["results"], last["iteration"], time.time() - start, init, summaries)
+    return write_metrics(cfg, last["results"], last["iteration"], state.seconds(), init, summaries)
 
 
 def do_eval_only(cfg, resume: bool = False, init_method: str = None, summaries=None):

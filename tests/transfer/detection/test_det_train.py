@@ -1,5 +1,6 @@
 """Training and evaluation through tools/train_det.py and transfer.detection.engine, a few iterations each:
 strict, accounted loading of converted weights; metrics.json; resuming at the right iteration; clear errors."""
+import itertools
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import pytest
 import torch
 from detectron2.config import instantiate
+from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import HookBase
 
 from asl.cli import UserError
@@ -16,7 +18,7 @@ from asl.checkpoint import read_checkpoint, save_atomic
 from det_helpers import CONFIGS, FAST, REPO, TINY, load_tool
 from transfer.detection import engine
 from transfer.detection.checkpoint import StrictDetectionCheckpointer
-from transfer.detection.data import register_datasets
+from transfer.detection.data import ResumableTrainingSampler, register_datasets
 
 TOY = os.path.join(CONFIGS, "coco_toy.py")
 TOOL = os.path.join(REPO, "tools", "train_det.py")
@@ -128,7 +130,8 @@ def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         engine.do_train(cfg(), extra_hooks=[Crash(at=3)])
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"  # iterations 0 and 1 were saved
-    assert read_checkpoint(tmp_path / "model_0000001.pth")["iteration"] == 1
+    saved = read_checkpoint(tmp_path / "model_0000001.pth")
+    assert saved["iteration"] == 1 and saved["trainer"]["hooks"]["RunState"]["seed"] == 0  # train.seed
 
     # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished
     first = Record()
@@ -147,6 +150,13 @@ def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
     assert steps[:3] == [0, 1, 2] and steps[-2:] == [3, 4] and 2 in steps[3:-2]
     assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
     assert read_checkpoint(tmp_path / "model_final.pth")["iteration"] == 4
+
+
+def test_resumable_sampler_continues_the_sample_stream():
+    full = list(itertools.islice(iter(TrainingSampler(10, seed=3)), 40))
+    for skip in (0, 7, 23):
+        assert list(itertools.islice(iter(ResumableTrainingSampler(10, seed=3, skip=skip)), 40 - skip)) == full[skip:]
+    assert sorted(full[:10]) == list(range(10)) and full[:10] != full[10:20]  # shuffled epochs
 
 
 def run_tool(*args, **env):
