@@ -2,6 +2,7 @@
 linear probing -> fine-tuning -> table, every transfer stage for each initialisation (ASL, MAE, random) with
 the same budget. Each stage is a tool run in its own process; a stage whose metrics.json exists is reused, so a
 rerun continues where the last one stopped. Only file paths and command lines are known here."""
+import glob
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import time
 from .cli import UserError
 from .results import collect, write_table
 
-STAGES = ("data", "pretrain", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
+STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -41,7 +42,12 @@ class Pipeline:
                 getattr(self, f"stage_{stage}")()
                 self.times[stage] = time.time() - start
                 print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
-        with open(self.path("stage_times.json"), "w") as f:
+        times_file = self.path("stage_times.json")
+        if os.path.exists(times_file):  # a partial rerun keeps the times of the stages it did not run
+            with open(times_file) as f:
+                self.times = {**json.load(f), **self.times}
+        os.makedirs(self.work_dir, exist_ok=True)
+        with open(times_file, "w") as f:
             json.dump(self.times, f, indent=2)
 
     def _call(self, cmd, metrics, what):
@@ -78,6 +84,29 @@ class Pipeline:
             cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []), "--output-dir", run_dir,
                                           "--resume", "auto"]
             self._call(cmd, os.path.join(run_dir, "metrics.json"), f"pretrain {method}")
+
+    def stage_visualize(self):
+        """Reconstructions of every pretrained model on the same images (config `visualize.images`, default: the
+        first four toy val scenes) and the loss curves of all pretraining runs side by side."""
+        images = self.cfg.get("visualize", {}).get("images")
+        if not images and self.cfg.get("toy"):
+            from .cli import dataset_root
+
+            val = os.path.join(self.data_root or dataset_root(), "toy_scenes", "coco", "val")
+            images = [os.path.join(val, f) for f in sorted(os.listdir(val))[:4]] if os.path.isdir(val) else []
+        if not images:
+            print("[pipeline] visualize: no images configured (visualize.images); skipped", flush=True)
+            return
+        methods = [m for m in self.inits if m != "random"]
+        for method in methods:
+            out = self.path("figures", method)
+            if os.path.exists(os.path.join(out, "reconstructions.png")) and not self.force:
+                print(f"[pipeline] visualize {method}: reusing {out}", flush=True)
+                continue
+            others = [a for m in methods if m != method for a in ("--log", self.path("pretrain", m, "log.jsonl"))]
+            cmd = _tool("visualize.py") + [self.pretrained(method), *images, "--out", out, *others]
+            if subprocess.run(cmd).returncode:
+                raise UserError(f"stage 'visualize {method}' failed (its output is above)")
 
     def stage_convert(self):
         for method in [m for m in self.inits if m != "random"]:
@@ -135,4 +164,9 @@ class Pipeline:
         with open(paths["markdown"]) as f:
             print("\n" + f.read(), flush=True)
         print("[pipeline] results: " + ", ".join(paths.values()), flush=True)
+        figures = sorted(glob.glob(self.path("figures", "*", "*.png")))
+        if figures:
+            print("[pipeline] figures: " + ", ".join(figures), flush=True)
+        runs = [self.path(stage) for stage in STAGES if os.path.isdir(self.path(stage))]
+        print("[pipeline] run directories (logs, checkpoints, metrics.json): " + ", ".join(runs), flush=True)
         return paths

@@ -53,6 +53,21 @@ def test_mixup_cutmix_targets_sum_to_one():
         assert torch.allclose(target.sum(1), torch.ones(8)) and (target > 0).all()
 
 
+def test_rand_augment_posterize_at_full_magnitude_gives_a_black_image():
+    """MAE's RandAugment reaches magnitude 10, where posterize keeps 0 bits (Pillow 13 raises on that)."""
+    from PIL import Image
+    from timm.data.auto_augment import AugmentOp, rand_augment_transform
+
+    import asl.engine.classification  # noqa: F401  (installs the fix)
+
+    img = Image.new("RGB", (16, 16), (200, 130, 70))
+    assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img).getextrema() == ((0, 0),) * 3
+    assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=5)(img).getpixel((0, 0)) == (192, 128, 64)  # 2 bits
+    augment = rand_augment_transform("rand-m10-n3-mstd0-inc1", {})
+    for _ in range(200):  # every op at full magnitude, none may raise
+        augment(img)
+
+
 def test_finetune_param_groups_are_the_shared_rule():
     mcfg = dict(arch="vit_micro_patch8", img_size=32, pool="avg", drop_path=0.1, head_init_std=2e-5)
     model, _ = build_classifier("finetune", mcfg, num_classes=3)

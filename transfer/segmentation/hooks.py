@@ -33,7 +33,17 @@ class JsonLinesHook(Hook):
             logger = runner.cfg.get("default_hooks", {}).get("logger") or {}
             self.interval = logger.get("interval", 50)
         self.path = os.path.join(runner.work_dir, self.filename)
-        self.start = time.time()
+        self.start, self.elapsed_before = time.time(), 0.0
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, the pieces before a --resume included (they travel in the checkpoints)."""
+        return self.elapsed_before + time.time() - self.start
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint.setdefault("meta", {})["asl_elapsed_s"] = self.elapsed()
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self.elapsed_before = checkpoint.get("meta", {}).get("asl_elapsed_s", 0.0)
 
     def _write(self, record):
         if not is_main_process():
@@ -46,12 +56,12 @@ class JsonLinesHook(Hook):
             return
         tag, _ = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
         self._write({"mode": "train", "iter": runner.iter + 1, "max_iters": runner.max_iters,
-                     "elapsed_s": time.time() - self.start, **tag})
+                     "elapsed_s": self.elapsed(), **tag})
 
     def _metrics(self, runner, mode, metrics):
         self.last_metrics = {k: _plain(v) for k, v in (metrics or {}).items()}
         self.last_metrics_iter = runner.iter
-        self._write({"mode": mode, "iter": runner.iter, "elapsed_s": time.time() - self.start, **self.last_metrics})
+        self._write({"mode": mode, "iter": runner.iter, "elapsed_s": self.elapsed(), **self.last_metrics})
 
     def after_val_epoch(self, runner, metrics=None):
         self._metrics(runner, "val", metrics)

@@ -331,7 +331,9 @@ def run(args) -> dict:
         metrics = hook.last_metrics if hook else None
         if metrics is None:  # no validation ran (e.g. val_cfg removed): evaluate the final model now
             metrics = runner.val() if runner._val_loop is not None else {}
-    record = write_metrics(runner, cfg, metrics, time.time() - start, eval_only=bool(args.eval_only))
+    hook = _find_hook(runner, JsonLinesHook)
+    wall = hook.elapsed() if hook and not args.eval_only else time.time() - start
+    record = write_metrics(runner, cfg, metrics, wall, eval_only=bool(args.eval_only))
     if is_main_process():
         shown = ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items())
         print(f"{'evaluation' if args.eval_only else 'training'} done: {shown} "

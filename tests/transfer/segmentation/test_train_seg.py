@@ -78,6 +78,10 @@ def test_train_from_converted_weights_then_resume_an_interrupted_run_exactly(tmp
     for key in whole:
         assert torch.allclose(whole[key].float(), continued[key].float(), atol=1e-6), key
     assert resumed["metrics"] == metrics["metrics"]
+    # wall time covers the piece before the interruption (carried in iter_2.pth) and the resumed piece
+    before = torch.load(crashed / "iter_2.pth", weights_only=False)["meta"]["asl_elapsed_s"]
+    assert resumed["wall_time_s"] >= round(before, 1) > 0
+    assert read_jsonl(crashed / "log.jsonl")[0]["elapsed_s"] > before
 
     # --eval-only on the final checkpoint reproduces the last validation, strictly loaded
     run_tool(TINY_CONFIG, *ade, "--work-dir", tmp_path / "eval", "--eval-only", run / "iter_4.pth")
