@@ -2,16 +2,22 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all clean-venv
+.PHONY: install demo test test-demo test-all clean-venv
 install:
 	@bash tools/install.sh
 
+# The toy chain: scenes -> ASL and MAE pretraining -> detection, segmentation, linear probing and fine-tuning
+# from ASL, MAE and random initialisation -> results table (work_dirs/pipeline/toy). A rerun reuses finished stages.
 demo: install
-	@$(PY) tools/demo.py
+	@$(PY) tools/run_pipeline.py $(DEMO_ARGS)
 
 # Default test run (< 10 min here). `make test-all` adds the slow end-to-end tests.
 test: install
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+# `make demo` from a fresh clone of this repository (slow; .ci/run runs it after `make test`)
+test-demo: install
+	@$(PY) -m pytest -q -s -m slow $(PYTEST_ARGS) tests/test_demo.py
 
 test-all: install
 	@$(PY) -m pytest -q $(PYTEST_ARGS) tests

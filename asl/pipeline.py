@@ -81,8 +81,10 @@ class Pipeline:
         p = self.cfg["pretrain"]
         for method in [m for m in self.inits if m != "random"]:
             run_dir = self.path("pretrain", method)
-            cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []), "--output-dir", run_dir,
-                                          "--resume", "auto"]
+            # a half-finished run (killed, crashed) continues from its last checkpoint unless --force restarts it
+            resume = [] if self.force else ["--resume", "auto"]
+            cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []),
+                                                             "--output-dir", run_dir, *resume]
             self._call(cmd, os.path.join(run_dir, "metrics.json"), f"pretrain {method}")
 
     def stage_visualize(self):

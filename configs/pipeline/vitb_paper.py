@@ -10,6 +10,7 @@ cfg = dict(
     title="ViT-B/16, COCO pretraining 800 epochs",
     inits=["asl", "mae", "random"],
     toy=None,
+    visualize=dict(images=[]),  # e.g. visualize.images="['/data/coco/val2017/000000000139.jpg']"; empty: skipped
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/vitb_coco_asl_800ep.py",
                                mae=f"{CONFIGS}/pretrain/vitb_coco_mae_800ep.py"),
                   overrides=["optim.accum_iter=8"], nproc=8),  # 64 x 8 x 8 = batch 4096

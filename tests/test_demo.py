@@ -1,0 +1,42 @@
+"""`make demo` from a fresh clone, as a new user runs it (slow: about 16 minutes here, installation from the
+wheel cache included; `.ci/run` runs it after the default suite): the whole toy chain ends green with the results
+table, every number of which is the value in the metrics.json it names, and with the reconstruction figures."""
+import json
+import os
+import resource
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAGE_KEYS = {"LP top-1": ("linprobe", "top1"), "FT top-1": ("finetune", "top1"), "box AP": ("detection", "box_AP"),
+              "mask AP": ("detection", "mask_AP"), "mIoU": ("segmentation", "mIoU")}
+
+
+def test_make_demo_from_a_fresh_clone(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", REPO, str(clone)], check=True)
+    env = dict(os.environ, ASL_DATASETS=str(tmp_path / "datasets"))
+    env.pop("VIRTUAL_ENV", None)
+    run = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    work = clone / "work_dirs" / "pipeline" / "toy"
+    times = json.loads((work / "stage_times.json").read_text())
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(f"stage times (s): {times}; total {sum(times.values()):.0f} s; largest process {peak_gib:.2f} GiB")
+
+    table = json.loads((work / "results" / "results.json").read_text())
+    assert set(table) == {"asl", "mae", "random"}
+    for method, row in table.items():
+        assert set(row) == set(STAGE_KEYS), method
+        for label, cell in row.items():
+            stage, key = STAGE_KEYS[label]
+            source = json.loads(open(cell["source"]).read())
+            assert cell["source"] == str(work / stage / method / "metrics.json")
+            assert source["init"]["method"] == method and cell["value"] == source["metrics"][key]
+    markdown = (work / "results" / "results.md").read_text()
+    assert f"| mae | {table['mae']['LP top-1']['value']:.1f} |" in markdown and markdown in run.stdout
+    for path in ["results/results.png", "figures/asl/reconstructions.png", "figures/mae/reconstructions.png",
+                 "figures/asl/loss_curves.png"]:
+        assert (work / path).stat().st_size > 10_000, path
