@@ -73,7 +73,7 @@ class Pipeline:
             from .data.toy import ensure_toy_scenes
 
             root = os.path.join(self.data_root or dataset_root(), "toy_scenes")
-            meta = ensure_toy_scenes(root, **toy)
+            meta = ensure_toy_scenes(root, require_match=True, **toy)
             print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                   f"train / {meta['num_val']} val labeled", flush=True)
 

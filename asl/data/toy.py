@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..cli import UserError
+
 CLASSES = ("disc", "square", "triangle", "ring")
 BACKGROUND, IGNORE = 0, 255
 SPLIT_IDS = {"unlabeled": 0, "train": 1, "val": 2}
@@ -143,6 +145,14 @@ def _save_png(array, path):
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
 
 
+def _remove_stale(folder: str, count: int):
+    """Delete the scenes numbered `count` and above that an earlier, larger generation left in `folder`."""
+    for name in os.listdir(folder):
+        stem, ext = os.path.splitext(name)
+        if ext == ".png" and len(stem) == 6 and stem.isdigit() and int(stem) >= count:
+            os.remove(os.path.join(folder, name))
+
+
 def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200, num_val: int = 100,
                      size: int = 128, seed: int = 0, progress=None) -> dict:
     """Write the toy dataset under `root`:
@@ -157,7 +167,10 @@ def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200,
             "num_train": num_train, "num_val": num_val, "classes": list(CLASSES),
             "semantic_labels": {"0": "background", **{str(i + 1): c for i, c in enumerate(CLASSES)},
                                 str(IGNORE): "ignore (never written by the generator)"}}
+    if os.path.exists(os.path.join(root, "meta.json")):
+        os.remove(os.path.join(root, "meta.json"))  # incomplete until rewritten at the end
     os.makedirs(os.path.join(root, "unlabeled"), exist_ok=True)
+    _remove_stale(os.path.join(root, "unlabeled"), num_unlabeled)
     for i in range(num_unlabeled):
         _save_png(make_scene(seed, "unlabeled", i, size).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
         if progress:
@@ -165,6 +178,8 @@ def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200,
     for split, count, ade_split in (("train", num_train, "training"), ("val", num_val, "validation")):
         for sub in (f"coco/{split}", "coco/annotations", f"ade/images/{ade_split}", f"ade/annotations/{ade_split}"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
+            if sub != "coco/annotations":
+                _remove_stale(os.path.join(root, sub), count)
         images, annotations = [], []
         for i in range(count):
             scene = make_scene(seed, split, i, size)
@@ -188,17 +203,24 @@ def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200,
     return meta
 
 
-def ensure_toy_scenes(root: str, **kwargs) -> dict:
-    """Generate the toy scenes under `root` unless a complete set with the same arguments is already there
-    (meta.json is written last, so it marks a finished generation)."""
+def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
+    """The toy scenes under `root`: generated with `kwargs` (over the defaults) when no complete set is there
+    (meta.json is written last, so it marks a finished generation). A complete set is never regenerated behind a
+    user's back: a tool uses it as it is (noting any difference from `kwargs`), and with `require_match` (the
+    pipeline, whose stages must all see one set) a difference is an error."""
     meta_path = os.path.join(root, "meta.json")
-    wanted = {"seed": 0, "size": 128, "num_unlabeled": 2000, "num_train": 200, "num_val": 100, **kwargs}
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if all(meta.get(k) == v for k, v in wanted.items()):
-            return meta
-    return write_toy_scenes(root, **{k: v for k, v in wanted.items()})
+    if not os.path.exists(meta_path):
+        return write_toy_scenes(root, **kwargs)
+    with open(meta_path) as f:
+        meta = json.load(f)
+    differ = {k: (meta.get(k), v) for k, v in kwargs.items() if meta.get(k) != v}
+    if differ:
+        what = ", ".join(f"{k}={have} (asked: {want})" for k, (have, want) in differ.items())
+        if require_match:
+            raise UserError(f"the toy scenes in {root} were generated with {what}; use another dataset root "
+                            f"(--data-root) or regenerate them: python tools/make_toy_data.py --out {root} ...")
+        print(f"note: using the toy scenes in {root} as they are: {what}", flush=True)
+    return meta
 
 
 def classification_labels(root: str, split: str) -> dict:

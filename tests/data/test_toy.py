@@ -9,7 +9,8 @@ from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from asl.data.toy import CLASSES, IGNORE, make_scene, rle_encode, write_toy_scenes
+from asl.cli import UserError
+from asl.data.toy import CLASSES, IGNORE, ensure_toy_scenes, make_scene, rle_encode, write_toy_scenes
 
 
 def _tree_digest(root):
@@ -92,3 +93,24 @@ def test_meta_documents_label_convention(toy_root):
     meta = json.loads((toy_root / "meta.json").read_text())
     assert meta["semantic_labels"]["0"] == "background" and meta["semantic_labels"]["255"].startswith("ignore")
     assert len(os.listdir(toy_root / "unlabeled")) == 24
+
+
+def test_an_existing_set_is_never_regenerated_behind_the_users_back(tmp_path, capsys):
+    small = dict(num_unlabeled=3, num_train=2, num_val=4, size=32)
+    write_toy_scenes(tmp_path, **small)
+    before = (tmp_path / "coco" / "val" / "000003.png").stat().st_mtime_ns
+    meta = ensure_toy_scenes(tmp_path, **dict(small, num_val=2))  # a tool with other defaults: uses the set
+    assert meta["num_val"] == 4 and "num_val=4 (asked: 2)" in capsys.readouterr().out
+    assert (tmp_path / "coco" / "val" / "000003.png").stat().st_mtime_ns == before
+    with pytest.raises(UserError, match="generated with num_val=4"):
+        ensure_toy_scenes(tmp_path, require_match=True, **dict(small, num_val=2))  # the pipeline
+    assert ensure_toy_scenes(tmp_path, require_match=True, **small)["num_val"] == 4
+
+
+def test_regenerating_a_smaller_set_removes_the_scenes_it_no_longer_has(tmp_path):
+    write_toy_scenes(tmp_path, num_unlabeled=4, num_train=2, num_val=4, size=32)
+    (tmp_path / "unlabeled" / "notes.txt").write_text("kept")
+    write_toy_scenes(tmp_path, num_unlabeled=2, num_train=2, num_val=1, size=32)
+    assert sorted(os.listdir(tmp_path / "unlabeled")) == ["000000.png", "000001.png", "notes.txt"]
+    for sub in ("coco/val", "ade/images/validation", "ade/annotations/validation"):
+        assert os.listdir(tmp_path / sub) == ["000000.png"], sub
