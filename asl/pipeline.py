@@ -24,7 +24,8 @@ def _tool(name, nproc: int = 1):
 
 class Pipeline:
     def __init__(self, cfg: dict, work_dir: str, data_root: str = None, force: bool = False):
-        self.cfg, self.work_dir, self.data_root, self.force = cfg, work_dir, data_root, force
+        # absolute, so that results.json names files that can be found from anywhere
+        self.cfg, self.work_dir, self.data_root, self.force = cfg, os.path.abspath(work_dir), data_root, force
         self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
         self.times = {}
 
@@ -162,7 +163,7 @@ class Pipeline:
         files = [f for f in files if os.path.exists(f)]
         if not files:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
-        paths = write_table(collect(files), self.path("results"), self.cfg.get("title", ""))
+        paths = write_table(collect(files), self.path("results", "results"), self.cfg.get("title", ""))
         with open(paths["markdown"]) as f:
             print("\n" + f.read(), flush=True)
         print("[pipeline] results: " + ", ".join(paths.values()), flush=True)

@@ -23,7 +23,7 @@ def test_finished_stages_are_reused_and_the_table_reads_their_files(tmp_path, ca
     pipe.run(["linprobe", "table"])  # linprobe results exist: no tool is started
     out = capsys.readouterr().out
     assert out.count("reusing") == 2 and "| asl | 61.0 |" in out and "| random | 40.0 |" in out
-    assert os.path.exists(pipe.path("results.png")) and os.path.exists(pipe.path("stage_times.json"))
+    assert os.path.exists(pipe.path("results", "results.png")) and os.path.exists(pipe.path("stage_times.json"))
 
 
 def test_failing_stage_and_unknown_stage_are_clear_errors(tmp_path):
