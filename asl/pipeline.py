@@ -28,6 +28,7 @@ class Pipeline:
         self.cfg, self.work_dir, self.data_root, self.force = cfg, os.path.abspath(work_dir), data_root, force
         self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
         self.times = {}
+        self.tools_run = 0  # tool processes started; a stage that only reused results keeps its recorded time
 
     def path(self, *parts):
         return os.path.join(self.work_dir, *parts)
@@ -38,11 +39,12 @@ class Pipeline:
             raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
         for stage in STAGES:
             if stage in stages:
-                start = time.time()
+                start, tools_before = time.time(), self.tools_run
                 print(f"[pipeline] === {stage} ===", flush=True)
                 getattr(self, f"stage_{stage}")()
-                self.times[stage] = time.time() - start
-                print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
+                if self.tools_run > tools_before or stage in ("data", "table"):
+                    self.times[stage] = time.time() - start
+                    print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
         times_file = self.path("stage_times.json")
         if os.path.exists(times_file):  # a partial rerun keeps the times of the stages it did not run
             with open(times_file) as f:
@@ -58,6 +60,7 @@ class Pipeline:
             return
         print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
+        self.tools_run += 1
         if subprocess.run(cmd, env=env).returncode:
             raise UserError(f"stage '{what}' failed (its output is above); fix it and rerun: finished stages are "
                             "reused")
@@ -108,6 +111,7 @@ class Pipeline:
                 continue
             others = [a for m in methods if m != method for a in ("--log", self.path("pretrain", m, "log.jsonl"))]
             cmd = _tool("visualize.py") + [self.pretrained(method), *images, "--out", out, *others]
+            self.tools_run += 1
             if subprocess.run(cmd).returncode:
                 raise UserError(f"stage 'visualize {method}' failed (its output is above)")
 
@@ -118,6 +122,7 @@ class Pipeline:
                 if os.path.exists(out) and not self.force:
                     continue
                 cmd = _tool("convert_ckpt.py") + [self.pretrained(method), "--to", target, "-o", out]
+                self.tools_run += 1
                 if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
                     raise UserError(f"converting {self.pretrained(method)} to {target} failed (see above)")
                 print(f"[pipeline] converted {method} -> {out}", flush=True)

@@ -20,8 +20,12 @@ def test_finished_stages_are_reused_and_the_table_reads_their_files(tmp_path, ca
     pipe = Pipeline(CFG, str(tmp_path))
     for method, top1 in (("asl", 61.0), ("random", 40.0)):
         _write(pipe.path("linprobe", method, "metrics.json"), "linprobe", method, top1=top1)
+    with open(pipe.path("stage_times.json"), "w") as f:
+        json.dump({"linprobe": 123.0}, f)  # the time of the run that made those results
     pipe.run(["linprobe", "table"])  # linprobe results exist: no tool is started
     out = capsys.readouterr().out
+    times = json.loads(open(pipe.path("stage_times.json")).read())
+    assert times["linprobe"] == 123.0 and "table" in times  # a reused stage keeps its measured time
     assert out.count("reusing") == 2 and "| asl | 61.0 |" in out and "| random | 40.0 |" in out
     assert os.path.exists(pipe.path("results", "results.png")) and os.path.exists(pipe.path("stage_times.json"))
 
