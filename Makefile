@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-demo test-all clean-venv
+.PHONY: install demo test test-demo test-gain test-all clean-venv
 install:
 	@bash tools/install.sh
 
@@ -18,6 +18,10 @@ test: install
 # `make demo` from a fresh clone of this repository (slow; .ci/run runs it after `make test`)
 test-demo: install
 	@$(PY) -m pytest -q -s -m slow $(PYTEST_ARGS) tests/test_demo.py
+
+# ASL against random initialisation on the toy scenes, 30 pretraining epochs (slow, ~30 min; .ci/run runs it)
+test-gain: install
+	@$(PY) -m pytest -q -s -m slow $(PYTEST_ARGS) tests/test_transfer_gain.py
 
 test-all: install
 	@$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -13,6 +13,7 @@ from .cli import UserError
 from .results import collect, write_table
 
 STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
+TRANSFER_STAGES = ("detection", "segmentation", "linprobe", "finetune")  # a config may leave one out (None)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -38,7 +39,9 @@ class Pipeline:
         if unknown:
             raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
         for stage in STAGES:
-            if stage in stages:
+            if stage in stages and stage in TRANSFER_STAGES and self.cfg.get(stage) is None:
+                print(f"[pipeline] === {stage}: not part of this config, skipped ===", flush=True)
+            elif stage in stages:
                 start, tools_before = time.time(), self.tools_run
                 print(f"[pipeline] === {stage} ===", flush=True)
                 getattr(self, f"stage_{stage}")()

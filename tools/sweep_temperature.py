@@ -3,7 +3,7 @@
 
 For each λ (and, for reference, MAE and a random encoder) it pretrains the toy ASL config with the same budget,
 then scores the frozen encoder by the toy linear probe (tools/linprobe.py's engine with configs/linprobe/toy.py,
-features cached; label = shape of the largest object, 200 train / 100 val scenes) and by the masked-patch MSE
+features cached; one 64 px crop per object of the 200 train / 100 val scenes, label = its shape) and by the masked-patch MSE
 (the reconstruction term alone) of the plain branch on the val scenes. Writes a Markdown table and a JSON file.
 
 Example:
@@ -24,14 +24,14 @@ from asl.checkpoint import load_pretrain_model  # noqa: E402
 from asl.cli import dataset_root  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
 from asl.data.classification import eval_transform  # noqa: E402
-from asl.data.toy import classification_labels, ensure_toy_scenes  # noqa: E402
+from asl.data.toy import ensure_toy_scenes  # noqa: E402
 from asl.engine.classification import run_classification  # noqa: E402
 from asl.losses import masked_mse  # noqa: E402
 
 
 def val_images(toy):
     """The toy val scenes as a normalised batch (for the masked-patch MSE)."""
-    names = sorted(classification_labels(toy, "val"))
+    names = sorted(n for n in os.listdir(os.path.join(toy, "coco", "val")) if n.endswith(".png"))
     tf = eval_transform(128)
     return torch.stack([tf(Image.open(os.path.join(toy, "coco", "val", n)).convert("RGB")) for n in names])
 

@@ -1,6 +1,6 @@
 """Labeled image sets for linear probing and fine-tuning: ImageNet-style class folders (ImageNet-100 = the
 shipped class list applied to ImageNet), CIFAR-10/100 and the toy classification set (the shape of each toy
-scene's largest object)."""
+toy object's crop)."""
 import os
 
 from PIL import Image
@@ -10,7 +10,7 @@ from torchvision import transforms as T
 from ..cli import UserError
 from .cifar import CIFAR
 from .images import IMAGE_EXTENSIONS
-from .toy import CLASSES, classification_labels, ensure_toy_scenes
+from .toy import CLASSES, classification_objects, ensure_toy_scenes
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 # ImageNet-100: the 100 classes of CMC (Tian, Krishnan, Isola, "Contrastive Multiview Coding", 2019),
@@ -24,7 +24,8 @@ def imagenet100_classes() -> list:
 
 
 class LabeledImages(Dataset):
-    """(image, label) from a list of (path, label), with a transform; images converted to RGB."""
+    """(image, label) from a list of (path, label) or (path, label, crop box), with a transform; images converted
+    to RGB and cropped to the box (left, top, right, bottom) if there is one."""
 
     def __init__(self, samples, transform=None):
         self.samples, self.transform = samples, transform
@@ -33,9 +34,11 @@ class LabeledImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index):
-        path, label = self.samples[index]
+        path, label, *box = self.samples[index]
         with Image.open(path) as img:
             img = img.convert("RGB")
+        if box:
+            img = img.crop(box[0])
         return (self.transform(img) if self.transform else img), label
 
 
@@ -76,8 +79,8 @@ def build_classification_data(data_cfg: dict, train_transform, val_transform, da
         elif not os.path.exists(os.path.join(root, "coco", "annotations", "instances_train.json")):
             raise UserError(f"{root!r} holds no toy scenes (coco/annotations/instances_train.json is missing); "
                             "run tools/make_toy_data.py --out it, or omit data.path")
-        sets = [LabeledImages([(os.path.join(root, "coco", split, name), label)
-                               for name, label in classification_labels(root, split).items()], transform)
+        sets = [LabeledImages([(os.path.join(root, "coco", split, name), label, box)
+                               for name, box, label in classification_objects(root, split)], transform)
                 for split, transform in (("train", train_transform), ("val", val_transform))]
         return sets[0], sets[1], list(CLASSES), "toy_scenes"
     if kind in ("cifar10", "cifar100"):

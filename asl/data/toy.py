@@ -223,13 +223,27 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
     return meta
 
 
-def classification_labels(root: str, split: str) -> dict:
-    """Toy classification: file name -> index into CLASSES of the scene's largest visible object."""
+CROP_MARGIN = 1.5  # crop side / the object's longer box side
+MIN_CROP = 24  # pixels: small objects keep some context
+
+
+def classification_objects(root: str, split: str) -> list:
+    """Toy classification: one sample per annotated object, (file name, crop box, index into CLASSES).
+
+    The crop is the square of side CROP_MARGIN x the longer side of the object's visible box (at least MIN_CROP
+    pixels) centred on the box, shifted to lie inside the image: the object is the sample's main content, so
+    the label is well posed under crop augmentation (a whole-scene label such as "the largest object's shape"
+    is not: random crops cut the object out)."""
     with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json")) as f:
         coco = json.load(f)
-    names = {img["id"]: img["file_name"] for img in coco["images"]}
-    largest = {}
+    images = {img["id"]: img for img in coco["images"]}
+    samples = []
     for ann in coco["annotations"]:
-        if ann["area"] > largest.get(ann["image_id"], (0, None))[0]:
-            largest[ann["image_id"]] = (ann["area"], ann["category_id"] - 1)
-    return {names[i]: label for i, (_, label) in sorted(largest.items())}
+        img = images[ann["image_id"]]
+        x, y, w, h = ann["bbox"]
+        side = min(max(CROP_MARGIN * max(w, h), MIN_CROP), img["width"], img["height"])
+        left = min(max(x + w / 2 - side / 2, 0), img["width"] - side)
+        top = min(max(y + h / 2 - side / 2, 0), img["height"] - side)
+        box = tuple(int(round(v)) for v in (left, top, left + side, top + side))
+        samples.append((img["file_name"], box, ann["category_id"] - 1))
+    return samples

@@ -11,6 +11,7 @@ import torch.nn as nn
 from PIL import Image
 from timm.data import Mixup, auto_augment, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.models.vision_transformer import init_weights_vit_timm
 from timm.optim import Lars
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -47,15 +48,16 @@ auto_augment.NAME_TO_OP.update(Posterize=_posterize, PosterizeIncreasing=_poster
 
 
 def train_transform(mode: str, cfg: dict):
-    """Linear probing: RandomResizedCrop + flip. Fine-tuning: timm's RandAugment pipeline as in MAE. CIFAR-sized
-    inputs (<= 32 px) use random crop with padding instead of resized crops."""
+    """Linear probing: RandomResizedCrop (area fraction aug.crop_scale) + flip. Fine-tuning: timm's RandAugment
+    pipeline as in MAE. CIFAR-sized inputs (<= 32 px) use random crop with padding instead of resized crops."""
     size, aug = cfg["model"]["img_size"], cfg["aug"]
+    scale = tuple(aug["crop_scale"])
     if mode == "finetune":
         return create_transform(input_size=size, is_training=True, auto_augment=aug["rand_aug"],
                                 interpolation="bicubic", re_prob=aug["reprob"], re_mode="pixel", re_count=1,
-                                mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(0.08, 1.0) if size > 32 else None)
+                                mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=scale if size > 32 else None)
     crop = (T.RandomCrop(size, padding=4) if size <= 32
-            else T.RandomResizedCrop(size, interpolation=T.InterpolationMode.BICUBIC))
+            else T.RandomResizedCrop(size, scale=scale, interpolation=T.InterpolationMode.BICUBIC))
     return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -70,8 +72,9 @@ def build_classifier(mode: str, mcfg: dict, num_classes: int):
                              mlp_ratio=info["mlp_ratio"], drop_path_rate=drop_path)
         load_into(encoder, state)
         name = mcfg.get("init_name") or "pretrained"
-    else:
+    else:  # timm's ViT initialisation (trunc-normal 0.02 linear layers), as MAE's from-scratch models_vit
         encoder = build_encoder(mcfg["arch"], mcfg["img_size"], drop_path_rate=drop_path)
+        encoder.apply(init_weights_vit_timm)
         name = "random"
     model = ViTClassifier(encoder, num_classes, pool=mcfg["pool"], head_bn=mode == "linprobe",
                           head_init_std=mcfg["head_init_std"])

@@ -10,7 +10,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from asl.cli import UserError
-from asl.data.toy import CLASSES, IGNORE, ensure_toy_scenes, make_scene, rle_encode, write_toy_scenes
+from asl.data.toy import (CLASSES, IGNORE, classification_objects, ensure_toy_scenes, make_scene, rle_encode,
+                          write_toy_scenes)
 
 
 def _tree_digest(root):
@@ -114,3 +115,29 @@ def test_regenerating_a_smaller_set_removes_the_scenes_it_no_longer_has(tmp_path
     assert sorted(os.listdir(tmp_path / "unlabeled")) == ["000000.png", "000001.png", "notes.txt"]
     for sub in ("coco/val", "ade/images/validation", "ade/annotations/validation"):
         assert os.listdir(tmp_path / sub) == ["000000.png"], sub
+
+
+def test_classification_objects_are_square_crops_around_every_object(toy_root):
+    coco = json.loads((toy_root / "coco" / "annotations" / "instances_val.json").read_text())
+    samples = classification_objects(str(toy_root), "val")
+    assert len(samples) == len(coco["annotations"])  # one sample per object, in annotation order
+    names = {img["id"]: img["file_name"] for img in coco["images"]}
+    for (name, (left, top, right, bottom), label), ann in zip(samples, coco["annotations"]):
+        x, y, w, h = ann["bbox"]
+        assert name == names[ann["image_id"]] and label == ann["category_id"] - 1
+        assert 0 <= left and 0 <= top and right <= 128 and bottom <= 128  # shifted inside the image
+        side = min(max(1.5 * max(w, h), 24), 128)
+        assert abs((right - left) - side) <= 1 and abs((bottom - top) - side) <= 1
+        assert left <= x and top <= y and x + w <= right and y + h <= bottom  # the whole object is in view
+
+
+def test_classification_crop_is_the_object_centred_when_it_fits(tmp_path):
+    """A 20 px object in the middle gets the 30 px square around it; a small one at the corner gets the
+    24 px minimum, shifted inside the image."""
+    (tmp_path / "coco" / "annotations").mkdir(parents=True)
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 128, "height": 128}],
+            "annotations": [{"image_id": 1, "bbox": [50, 60, 20, 10], "category_id": 2},
+                            {"image_id": 1, "bbox": [0, 120, 8, 8], "category_id": 4}]}
+    (tmp_path / "coco" / "annotations" / "instances_train.json").write_text(json.dumps(coco))
+    assert classification_objects(str(tmp_path), "train") == [("a.png", (45, 50, 75, 80), 1),
+                                                              ("a.png", (0, 104, 24, 128), 3)]

@@ -3,12 +3,16 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from timm.data import Mixup
 
 from asl.checkpoint import save_atomic
 from asl.config import apply_overrides, load_config
+from asl.data.classification import build_classification_data
+from asl.data.toy import classification_objects
 from asl.engine.classification import build_classifier, build_optimizer, run_classification
 from asl.models import build_pretrain_model
 from asl.optim import param_groups
@@ -55,7 +59,6 @@ def test_mixup_cutmix_targets_sum_to_one():
 
 def test_rand_augment_posterize_at_full_magnitude_gives_a_black_image():
     """MAE's RandAugment reaches magnitude 10, where posterize keeps 0 bits (Pillow 13 raises on that)."""
-    from PIL import Image
     from timm.data.auto_augment import AugmentOp, rand_augment_transform
 
     import asl.engine.classification  # noqa: F401  (installs the fix)
@@ -66,6 +69,27 @@ def test_rand_augment_posterize_at_full_magnitude_gives_a_black_image():
     augment = rand_augment_transform("rand-m10-n3-mstd0-inc1", {})
     for _ in range(200):  # every op at full magnitude, none may raise
         augment(img)
+
+
+def test_random_initialisation_is_timms_vit_init():
+    """The from-scratch baseline starts as MAE's models_vit (timm): trunc-normal(0.02) linear layers, zero bias."""
+    mcfg = dict(arch="vit_micro_patch8", img_size=32, pool="avg", drop_path=0.1, head_init_std=2e-5)
+    model, name = build_classifier("finetune", mcfg, num_classes=3)
+    linears = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert name == "random" and len(linears) == 4 * 2  # qkv, proj, fc1, fc2 per block
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert abs(weights.std().item() - 0.02) < 0.002  # torch's default: 1 / sqrt(3 fan_in) = 0.05-0.10 here
+    assert all((m.bias == 0).all() for m in linears)
+
+
+def test_toy_classification_samples_are_object_crops(toy_root):
+    train, val, classes, name = build_classification_data(dict(dataset="toy", path=str(toy_root)), None, None, "")
+    objects = classification_objects(str(toy_root), "val")
+    assert name == "toy_scenes" and len(classes) == 4 and len(val) == len(objects) > 16
+    file_name, box, label = objects[-1]
+    img, y = val[len(val) - 1]
+    scene = Image.open(toy_root / "coco" / "val" / file_name).convert("RGB")
+    assert y == label and np.array_equal(np.asarray(img), np.asarray(scene.crop(box)))
 
 
 def test_finetune_param_groups_are_the_shared_rule():
@@ -93,10 +117,11 @@ def test_toy_run_from_checkpoint_writes_metrics_and_resumes(toy_root, tmp_path, 
     result = run_classification(cfg, str(tmp_path / "run"), mode)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["stage"] == mode and saved["init"] == {"method": "asl", "checkpoint": str(tmp_path / "asl.pth")}
-    assert 0 <= saved["metrics"]["top1"] <= 100 and saved["iterations"] == 2 * (24 // 8) == result["iterations"]
+    steps_per_epoch = len(classification_objects(str(toy_root), "train")) // 8  # one sample per object
+    assert 0 <= saved["metrics"]["top1"] <= 100 and saved["iterations"] == 2 * steps_per_epoch == result["iterations"]
     cfg["optim"]["epochs"] = 3  # resume the finished run for one more epoch
     out = run_classification(cfg, str(tmp_path / "run"), mode, resume="auto")
-    assert out["iterations"] == 3 * 3
+    assert out["iterations"] == 3 * steps_per_epoch
 
 
 def test_linprobe_cached_features_and_bad_checkpoint(toy_root, tmp_path):
