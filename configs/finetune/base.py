@@ -9,6 +9,7 @@ cfg = dict(
               toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
     optim=dict(batch_size=32, accum_iter=1, blr=1e-3, lr=None, weight_decay=0.05, layer_decay=0.75,
                betas=(0.9, 0.999), epochs=100, warmup_epochs=5, min_lr=1e-6),
-    aug=dict(crop_scale=(0.08, 1.0), rand_aug="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0, smoothing=0.1),
+    aug=dict(crop_scale=(0.08, 1.0), rand_aug="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0,
+             smoothing=0.1),
     runtime=dict(seed=0, amp="bf16", log_every=20, eval_every=1, tensorboard=True),
 )
