@@ -118,9 +118,13 @@ class Pipeline:
             if subprocess.run(cmd).returncode:
                 raise UserError(f"stage 'visualize {method}' failed (its output is above)")
 
+    def convert_targets(self):
+        """The frameworks whose files the configured transfer stages read."""
+        return [t for t, stage in (("detectron2", "detection"), ("mmseg", "segmentation")) if self.cfg.get(stage)]
+
     def stage_convert(self):
         for method in [m for m in self.inits if m != "random"]:
-            for target in ("detectron2", "mmseg"):
+            for target in self.convert_targets():
                 out = self.path("converted", f"{method}_{target}.pth")
                 if os.path.exists(out) and not self.force:
                     continue
@@ -156,7 +160,8 @@ class Pipeline:
         for method in self.inits:
             run_dir = self.path(mode, method)
             init = [] if method == "random" else ["--init", self.pretrained(method), "--init-name", method]
-            cmd = _tool(f"{mode}.py", c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init, "--output-dir", run_dir]
+            cmd = _tool(f"{mode}.py", c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init,
+                                                            "--output-dir", run_dir]
             self._call(cmd, os.path.join(run_dir, "metrics.json"), f"{mode} {method}")
 
     def stage_linprobe(self):

@@ -38,3 +38,13 @@ def test_failing_stage_and_unknown_stage_are_clear_errors(tmp_path):
         pipe.run(["pretrian"])
     with pytest.raises(UserError, match="no transfer results"):
         Pipeline(CFG, str(tmp_path / "empty")).run(["table"])
+
+
+def test_a_transfer_stage_left_out_of_the_config_is_skipped(tmp_path, capsys):
+    cfg = dict(CFG, detection=None, segmentation=dict(config="unused.py"))
+    pipe = Pipeline(cfg, str(tmp_path))
+    assert pipe.convert_targets() == ["mmseg"]  # no detectron2 file for a config without detection
+    pipe.run(["detection"])
+    assert "detection: not part of this config, skipped" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ["stage_times.json"]
+    assert json.loads((tmp_path / "stage_times.json").read_text()) == {}

@@ -1,7 +1,8 @@
 """ASL pretraining pays off on the toy scenes (slow: about 30 minutes on a 2-core CPU; `.ci/run` runs it): the
 chain of configs/pipeline/toy_gain.py (30 epochs of toy ASL pretraining, then segmentation, linear probing and
 fine-tuning from the converted encoder and from random weights with equal budgets) puts ASL above random
-initialisation in every task, by margins well outside the run-to-run spread measured in docs/pipeline.md."""
+initialisation in every task (one seed; the margins asked for are less than half the gains measured in
+docs/pipeline.md)."""
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STAGES = "data,pretrain,convert,segmentation,linprobe,finetune,table"
+STAGES = "data,pretrain,convert,detection,segmentation,linprobe,finetune,table"  # detection: skipped
 # (stage, metric): the least gain over random asked for, in points
 MARGINS = {("linprobe", "top1"): 5.0, ("finetune", "top1"): 5.0, ("segmentation", "mIoU"): 1.0}
 
@@ -31,4 +32,5 @@ def test_asl_pretraining_beats_random_initialisation(tmp_path):
         gain = asl["metrics"][key] - random["metrics"][key]
         print(f"{stage} {key}: ASL {asl['metrics'][key]:.2f} vs random {random['metrics'][key]:.2f} ({gain:+.2f})")
         assert gain >= margin, f"{stage} {key}: ASL {asl['metrics'][key]:.2f}, random {random['metrics'][key]:.2f}"
-    assert not (work / "detection").exists()  # left out of this config
+    assert not (work / "detection").exists() and "detection: not part of this config, skipped" in run.stdout
+    assert sorted(os.listdir(work / "converted")) == ["asl_mmseg.pth"]

@@ -3,7 +3,7 @@
 
 For each λ (and, for reference, MAE and a random encoder) it pretrains the toy ASL config with the same budget,
 then scores the frozen encoder by the toy linear probe (tools/linprobe.py's engine with configs/linprobe/toy.py,
-features cached; one 64 px crop per object of the 200 train / 100 val scenes, label = its shape) and by the
+features cached; a 64 px crop around each object of the 200 train / 100 val scenes, label = its shape) and by the
 masked-patch MSE (the reconstruction term alone) of the plain branch on the val scenes. Writes a Markdown table
 and a JSON file.
 

@@ -1,6 +1,6 @@
 """Labeled image sets for linear probing and fine-tuning: ImageNet-style class folders (ImageNet-100 = the
-shipped class list applied to ImageNet), CIFAR-10/100 and the toy classification set (the shape of each toy
-toy object's crop)."""
+shipped class list applied to ImageNet), CIFAR-10/100 and the toy classification set (a square crop around each
+object of the toy scenes, label = the shape of that object)."""
 import os
 
 from PIL import Image

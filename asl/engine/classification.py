@@ -72,7 +72,8 @@ def build_classifier(mode: str, mcfg: dict, num_classes: int):
                              mlp_ratio=info["mlp_ratio"], drop_path_rate=drop_path)
         load_into(encoder, state)
         name = mcfg.get("init_name") or "pretrained"
-    else:  # timm's ViT initialisation (trunc-normal 0.02 linear layers), as MAE's from-scratch models_vit
+    else:  # timm's ViT init, as MAE's from-scratch models_vit: trunc-normal(0.02) linear layers with zero biases;
+        # recent timm (1.0.31 here) also resets the other layers (the patch-embedding conv) to torch's defaults
         encoder = build_encoder(mcfg["arch"], mcfg["img_size"], drop_path_rate=drop_path)
         encoder.apply(init_weights_vit_timm)
         name = "random"

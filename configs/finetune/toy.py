@@ -1,5 +1,6 @@
-# Toy fine-tuning: the toy ViT on the toy classification set (one 64 px crop per object of the toy scenes, label =
-# its shape), CPU, minutes. Crops keep >= 35 % of the area so the object stays in view.
+# Toy fine-tuning: the toy ViT on the toy classification set (a square crop around each object of the toy scenes,
+# 1.5x its box, resized to 64 px; label = its shape), CPU, minutes. Random crops keep >= 35 % of the area so the
+# object stays in view.
 _base_ = "base.py"
 cfg = dict(
     model=dict(arch="vit_toy_patch16", img_size=64),
