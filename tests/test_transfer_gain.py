@@ -21,9 +21,8 @@ def test_asl_pretraining_beats_random_initialisation(tmp_path):
     work = tmp_path / "work"
     cmd = [sys.executable, os.path.join(REPO, "tools", "run_pipeline.py"), "configs/pipeline/toy_gain.py",
            "--work-dir", str(work), "--data-root", str(tmp_path / "datasets"), "--stages", STAGES]
-    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3 * 3600)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    print(run.stdout[run.stdout.rfind("| init |"):])
+    # not captured: a half-hour run shows its progress (pytest -s, as `make test-gain` runs it)
+    assert subprocess.run(cmd, cwd=REPO, timeout=3 * 3600).returncode == 0, "the toy_gain pipeline failed (above)"
     pretrain = json.loads((work / "pretrain" / "asl" / "metrics.json").read_text())
     assert pretrain["epochs"] == 30 and pretrain["config"]
     for (stage, key), margin in MARGINS.items():
@@ -32,5 +31,6 @@ def test_asl_pretraining_beats_random_initialisation(tmp_path):
         gain = asl["metrics"][key] - random["metrics"][key]
         print(f"{stage} {key}: ASL {asl['metrics'][key]:.2f} vs random {random['metrics'][key]:.2f} ({gain:+.2f})")
         assert gain >= margin, f"{stage} {key}: ASL {asl['metrics'][key]:.2f}, random {random['metrics'][key]:.2f}"
-    assert not (work / "detection").exists() and "detection: not part of this config, skipped" in run.stdout
+    times = json.loads((work / "stage_times.json").read_text())
+    assert "detection" not in times and not (work / "detection").exists()  # left out of this config: skipped
     assert sorted(os.listdir(work / "converted")) == ["asl_mmseg.pth"]
