@@ -1,7 +1,12 @@
 """End to end on the toy scenes (slow: ~30 min on a 2-core CPU): pretrain the toy encoder with ASL
 (configs/pretrain/toy_asl.py, 10 epochs over the 2,000 unlabeled scenes), convert it with tools/convert_ckpt.py,
 and transfer it to detection with configs/coco_toy.py; the same detection run from random initialisation is the
-baseline. docs/detection.md reports the numbers of this protocol."""
+baseline. docs/detection.md reports the numbers of this protocol.
+
+ASL_TOY_DET_ENCODER=<checkpoint> skips the CPU pretraining and transfers that encoder instead (any format
+tools/convert_ckpt.py reads), and then ASL must beat random strictly. The encoder that does (docs/detection.md,
+"An encoder that beats random initialisation") is pretrained on a GPU in ~4 min; on 2 CPU cores it would take
+~100 min, so CI runs neither variant."""
 import json
 import os
 import subprocess
@@ -24,10 +29,12 @@ def tool(name, *args, env):
 def test_toy_asl_pretraining_beats_random_initialisation_in_detection(tmp_path):
     env = {**os.environ, "ASL_DATASETS": str(tmp_path / "datasets")}
     (tmp_path / "datasets").mkdir()
-    tool("pretrain.py", os.path.join(CONFIGS, "pretrain", "toy_asl.py"), "--output-dir", str(tmp_path / "pre"),
-         env=env)
+    encoder = os.environ.get("ASL_TOY_DET_ENCODER")
+    if not encoder:
+        tool("pretrain.py", os.path.join(CONFIGS, "pretrain", "toy_asl.py"), "--output-dir",
+             str(tmp_path / "pre"), env=env)
     converted = tmp_path / "toy_asl_d2.pth"
-    tool("convert_ckpt.py", str(tmp_path / "pre" / "checkpoints" / "last.pth"), "--to", "detectron2",
+    tool("convert_ckpt.py", encoder or str(tmp_path / "pre" / "checkpoints" / "last.pth"), "--to", "detectron2",
          "-o", str(converted), env=env)
     results = {}
     for method, init in (("asl", [f"train.init_checkpoint={converted}"]), ("random", [])):
@@ -40,7 +47,9 @@ def test_toy_asl_pretraining_beats_random_initialisation_in_detection(tmp_path):
     print(json.dumps({m: r["metrics"] for m, r in results.items()}, indent=1))
     for m in (asl, random):  # both learn: clearly above zero
         assert m["box_AP"] > 3 and m["mask_AP"] > 3
-    if not (asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"]):
+    if encoder:
+        assert asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"], (asl, random)
+    elif not (asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"]):
         # What docs/detection.md measured at this budget (box/mask AP 9.0/8.8 from ASL vs 16.1/14.8 from random):
         # the toy pretraining does not pay off yet. Reported, not hidden; an XPASS here is news.
         pytest.xfail(f"ASL init did not beat random init: box AP {asl['box_AP']:.1f} vs {random['box_AP']:.1f}, "
