@@ -6,7 +6,7 @@ baseline. docs/detection.md reports the numbers of this protocol.
 ASL_TOY_DET_ENCODER=<checkpoint> skips the CPU pretraining and transfers that encoder instead (any format
 tools/convert_ckpt.py reads), and then ASL must beat random strictly. The encoder that does (docs/detection.md,
 "An encoder that beats random initialisation") is pretrained on a GPU in ~6.5 min; on 2 CPU cores it would take
-~100 min, so CI runs neither variant."""
+hours (19 img/s), so CI runs neither variant."""
 import json
 import os
 import subprocess
