@@ -30,7 +30,9 @@ def test_toy_asl_pretraining_beats_random_initialisation_in_detection(tmp_path):
     env = {**os.environ, "ASL_DATASETS": str(tmp_path / "datasets")}
     (tmp_path / "datasets").mkdir()
     encoder = os.environ.get("ASL_TOY_DET_ENCODER")
-    if not encoder:
+    if encoder:
+        assert os.path.isfile(encoder), f"ASL_TOY_DET_ENCODER={encoder}: no such file"
+    else:
         tool("pretrain.py", os.path.join(CONFIGS, "pretrain", "toy_asl.py"), "--output-dir",
              str(tmp_path / "pre"), env=env)
     converted = tmp_path / "toy_asl_d2.pth"
@@ -47,9 +49,10 @@ def test_toy_asl_pretraining_beats_random_initialisation_in_detection(tmp_path):
     print(json.dumps({m: r["metrics"] for m, r in results.items()}, indent=1))
     for m in (asl, random):  # both learn: clearly above zero
         assert m["box_AP"] > 3 and m["mask_AP"] > 3
+    asl_wins = asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"]
     if encoder:
-        assert asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"], (asl, random)
-    elif not (asl["box_AP"] > random["box_AP"] and asl["mask_AP"] > random["mask_AP"]):
+        assert asl_wins, (asl, random)
+    elif not asl_wins:
         # What docs/detection.md measured at this budget (box/mask AP 9.0/8.8 from ASL vs 16.1/14.8 from random):
         # the toy pretraining does not pay off yet. Reported, not hidden; an XPASS here is news.
         pytest.xfail(f"ASL init did not beat random init: box AP {asl['box_AP']:.1f} vs {random['box_AP']:.1f}, "
