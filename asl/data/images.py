@@ -5,8 +5,11 @@ dataset returns None for them and `collate_skip_bad` drops them and counts them,
 """
 import json
 import os
+import random
 import warnings
+from contextlib import contextmanager
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -68,13 +71,43 @@ class ImageFolder(Dataset):
         return img
 
 
-class SeededTransform(Dataset):
-    """Applies `transform` with a random state drawn from (seed, epoch, index), so every sample's augmentation
-    is the same whichever worker loads it and whether or not the run was resumed mid-epoch; the global RNG
-    (masking, dropout) is left untouched. `pick` selects the image from a tuple sample (e.g. CIFAR's)."""
+@contextmanager
+def seeded(seed: int):
+    """torch's, Python's and NumPy's global RNGs seeded with `seed` inside the block and restored after it."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2 ** 32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
-    def __init__(self, dataset, transform, seed: int = 0, pick: int = None):
-        self.dataset, self.transform, self.seed, self.pick, self.epoch = dataset, transform, seed, pick, 0
+
+class SeededSamples(Dataset):
+    """Loads sample `index` of `epoch` with the RNGs seeded from (seed, epoch, index), so its augmentation is the
+    same whichever worker loads it and whether or not the run was resumed mid-epoch; the main process's RNGs
+    (masking, dropout, mixup) are left untouched. Set `epoch` before each epoch's loader."""
+
+    def __init__(self, dataset, seed: int = 0):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        with seeded((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index):
+            return self.dataset[index]
+
+
+class Transformed(Dataset):
+    """`transform` applied to each sample's image (`pick` selects it from a tuple sample, e.g. CIFAR's); None
+    (an unreadable file) passes through."""
+
+    def __init__(self, dataset, transform, pick: int = None):
+        self.dataset, self.transform, self.pick = dataset, transform, pick
 
     def __len__(self):
         return len(self.dataset)
@@ -82,11 +115,7 @@ class SeededTransform(Dataset):
     def __getitem__(self, index):
         sample = self.dataset[index]
         img = sample if self.pick is None or sample is None else sample[self.pick]
-        if img is None:
-            return None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
-            return self.transform(img)
+        return None if img is None else self.transform(img)
 
 
 def collate_skip_bad(batch):

@@ -1,11 +1,9 @@
-"""Linear probing and end-to-end fine-tuning (MAE's protocols): torchrun/DDP, AMP, per-iteration warmup +
-cosine, epoch checkpoints with `--resume auto`, progress with ETA, log.jsonl, metrics.json (top-1 / top-5)."""
-import json
+"""Linear probing and end-to-end fine-tuning (MAE's protocols): DDP, per-iteration warmup + cosine, progress with
+ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exact resume (mid-epoch too) and
+preemption come from the shared runtime (asl.engine.runtime)."""
 import os
-import random
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
@@ -14,21 +12,21 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models.vision_transformer import init_weights_vit_timm
 from timm.optim import Lars
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
-from ..checkpoint import load_encoder, load_into, save_atomic
+from ..checkpoint import load_encoder, load_into
 from ..cli import UserError, dataset_root
-from ..config import save_config
 from ..data.classification import build_classification_data, eval_transform
+from ..data.images import ResumableSampler, SeededSamples
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models import build_encoder
 from ..models.classifier import ViTClassifier
 from ..models.vit import ViTEncoder
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
-from . import distributed as du
 from .logger import RunLogger, format_seconds, peak_memory_gib
+from .runtime import Session, exit_when_preempted
 
 MODES = ("linprobe", "finetune")
 
@@ -114,33 +112,36 @@ def cache_features(model, dataset, batch, workers, device):
 
 
 @torch.no_grad()
-def evaluate(forward, loader, device, num_classes):
+def evaluate(forward, loader, session, num_classes):
     correct1 = correct5 = count = 0
     for x, y in loader:
-        logits = forward(x.to(device, non_blocking=True)).float()
-        y = torch.as_tensor(y).to(device)
+        logits = forward(x.to(session.device, non_blocking=True)).float()
+        y = torch.as_tensor(y).to(session.device)
         top = logits.topk(min(5, num_classes), dim=1).indices
         correct1 += (top[:, 0] == y).sum().item()
         correct5 += (top == y[:, None]).any(dim=1).sum().item()
         count += y.numel()
-    correct1, correct5, count = (du.all_reduce_sum(v, device) for v in (correct1, correct5, count))
+    correct1, correct5, count = session.all_reduce([correct1, correct5, count], op="sum")
     out = {"top1": 100.0 * correct1 / count}
     if num_classes > 5:
         out["top5"] = 100.0 * correct5 / count
     return out
 
 
-def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None) -> dict:
+def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None, force: bool = False) -> dict:
+    """Linear probing or fine-tuning as `cfg` says into `run_dir`; returns the metrics.json record. Raises
+    Preempted after checkpointing when a stop signal arrives."""
     assert mode in MODES
-    rank, world_size, _, device = du.init_distributed()
-    main = rank == 0
+    session = Session(cfg, run_dir, mode, resume, force)
+    try:
+        return _train(session, cfg, mode)
+    finally:
+        session.close()
+
+
+def _train(session: Session, cfg: dict, mode: str) -> dict:
+    rank, world_size, device = session.rank, session.world_size, session.device
     mcfg, dcfg, ocfg, rt = cfg["model"], cfg["data"], cfg["optim"], cfg["runtime"]
-    torch.manual_seed(rt["seed"] + rank)
-    np.random.seed(rt["seed"] + rank)
-    random.seed(rt["seed"] + rank)
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    if main:
-        save_config(cfg, os.path.join(run_dir, "config.json"))
     cached = mode == "linprobe" and dcfg.get("cache_features")
     val_tf = eval_transform(mcfg["img_size"])
     train_set, val_set, classes, ds_name = build_classification_data(
@@ -151,26 +152,27 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None) -
     if cached:
         train_set, val_set = (cache_features(model, s, ocfg["batch_size"], dcfg["num_workers"], device)
                               for s in (train_set, val_set))
+    train_set = SeededSamples(train_set, rt["seed"])
 
     batch, accum = ocfg["batch_size"], ocfg["accum_iter"]
     eff_batch = batch * accum * world_size
     base_lr = ocfg["lr"] or ocfg["blr"] * eff_batch / 256
     optimizer = build_optimizer(mode, model, ocfg, base_lr)
-    amp = rt["amp"] if device.type == "cuda" else "none"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    start_epoch, best = 0, {}
-    ckpt_path = os.path.join(run_dir, "checkpoints", "last.pth") if resume == "auto" else resume
-    if ckpt_path and os.path.exists(ckpt_path):
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    sampler = ResumableSampler(len(train_set), rt["seed"], rank, world_size)
+    steps_per_epoch = sampler.per_rank // batch // accum
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(train_set)} training images cannot fill one step of batch {eff_batch}; "
+                        "lower optim.batch_size")
+    schedule_total = steps_per_epoch * ocfg["epochs"]
+    total_steps = min(schedule_total, rt.get("max_iters") or schedule_total)
+    step, epoch, micro_in_epoch = 0, 0, 0
+    best, metrics, sums = {}, {}, {"loss": 0.0, "seen": 0}  # sums: this epoch's train loss so far
+    ckpt = session.load()
+    if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best = ckpt["epoch"], ckpt["best"]
-        if main:
-            print(f"[{mode}] resumed from {ckpt_path} at epoch {start_epoch}", flush=True)
-    elif resume and resume != "auto":
-        raise UserError(f"checkpoint to resume from {resume!r} does not exist")
+        step, epoch, micro_in_epoch = ckpt["iteration"], ckpt["epoch"], ckpt["micro_in_epoch"]
+        best, metrics, sums = ckpt["best"], ckpt["metrics"], ckpt["sums"]
 
     head_only = mode == "linprobe"
     trained = model.head if head_only else model
@@ -182,18 +184,14 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None) -
         if head_only:
             with torch.no_grad():
                 x = backbone(x)
-            return net(x)
         return net(x)
 
-    sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=rt["seed"], drop_last=True)
-    loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=dcfg["num_workers"],
-                        drop_last=True, pin_memory=device.type == "cuda")
+    def state():
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": step,
+                "epoch": epoch, "micro_in_epoch": micro_in_epoch, "best": best, "metrics": metrics, "sums": sums}
+
     val_loader = DataLoader(torch.utils.data.Subset(val_set, range(rank, len(val_set), world_size)),
                             batch_size=batch, num_workers=dcfg["num_workers"])
-    steps_per_epoch = len(loader) // accum
-    if steps_per_epoch == 0:
-        raise UserError(f"{len(train_set)} training images cannot fill one step of batch {eff_batch}; "
-                        "lower optim.batch_size")
     aug = cfg.get("aug", {})
     mixup = None
     if mode == "finetune" and (aug.get("mixup", 0) > 0 or aug.get("cutmix", 0) > 0):
@@ -204,77 +202,82 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None) -
         criterion = LabelSmoothingCrossEntropy(aug["smoothing"])
     else:
         criterion = nn.CrossEntropyLoss()
-    total_steps = steps_per_epoch * ocfg["epochs"]
     warmup = ocfg["warmup_epochs"] * steps_per_epoch
-    logger = RunLogger(run_dir, enabled=main, tensorboard=rt.get("tensorboard", True))
-    if main:
-        print(f"[{mode}] {init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
-              f"({len(train_set)} train / {len(val_set)} val, {num_classes} classes), {world_size} process(es) on "
-              f"{device.type}, batch {eff_batch} (lr {base_lr:.3g}), {ocfg['epochs']} epochs x {steps_per_epoch} "
-              f"steps; run dir {run_dir}", flush=True)
-    start_time, step = time.time(), start_epoch * steps_per_epoch
-    metrics = dict(best)
+    save_every_iters = rt.get("save_every_iters") or 0
+    logger = RunLogger(session.run_dir, enabled=session.main, tensorboard=rt.get("tensorboard", True))
+    session.log(f"{init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
+                f"({len(train_set)} train / {len(val_set)} val, {num_classes} classes), {world_size} process(es) "
+                f"on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), {ocfg['epochs']} epochs x "
+                f"{steps_per_epoch} steps; run dir {session.run_dir}")
+    start_time, start_step = time.time(), step
     try:
-        for epoch in range(start_epoch, ocfg["epochs"]):
+        while step < total_steps:
             trained.train()
-            sampler.set_epoch(epoch)
-            seen, loss_sum, t0 = 0, 0.0, time.time()
-            for i, (x, y) in enumerate(loader):
-                if i // accum >= steps_per_epoch:
-                    break
-                if i % accum == 0:
-                    set_lr(optimizer, lr_at(step, base_lr, warmup, total_steps, ocfg["min_lr"]))
+            sampler.set_epoch(epoch, micro_in_epoch * batch)
+            train_set.epoch = epoch
+            t0, seen0 = time.time(), sums["seen"]
+            for x, y in session.loader(train_set, sampler, batch, dcfg["num_workers"], epoch):
+                if micro_in_epoch % accum == 0:
+                    set_lr(optimizer, lr_at(step, base_lr, warmup, schedule_total, ocfg["min_lr"]))
                 x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
                 if mixup is not None:
                     x, y = mixup(x, y)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with session.autocast():
                     loss = criterion(forward(x), y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
-                scaler.scale(loss / accum).backward()
-                loss_sum += loss.item()
-                seen += 1
-                if (i + 1) % accum:
+                session.scaler.scale(loss / accum).backward()
+                sums["loss"] += loss.item()
+                sums["seen"] += 1
+                micro_in_epoch += 1
+                if micro_in_epoch % accum:
                     continue
-                scaler.step(optimizer)
-                scaler.update()
+                session.scaler.step(optimizer)
+                session.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                if step % rt["log_every"] == 0 and main:
-                    eta = (time.time() - start_time) / max(step - start_epoch * steps_per_epoch, 1) * (
-                        total_steps - step)
+                if step % rt["log_every"] == 0 and session.main:
+                    eta = (time.time() - start_time) / max(step - start_step, 1) * (total_steps - step)
                     print(f"[{mode}] ep {epoch + 1}/{ocfg['epochs']} it {step}/{total_steps} loss "
-                          f"{loss_sum / seen:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
-                          f"{seen * batch * world_size / (time.time() - t0):.1f} img/s "
+                          f"{sums['loss'] / sums['seen']:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+                          f"{(sums['seen'] - seen0) * batch * world_size / (time.time() - t0):.1f} img/s "
                           f"mem {peak_memory_gib(device):.2f}G eta {format_seconds(eta)}", flush=True)
-            record = {"epoch": epoch + 1, "train_loss": du.all_reduce_mean(loss_sum / max(seen, 1), device),
+                if micro_in_epoch == steps_per_epoch * accum or step >= total_steps:
+                    break
+                if save_every_iters and step % save_every_iters == 0:
+                    session.save("last.pth", state())
+                if session.stop_requested(step):
+                    session.preempt(step, state())
+            if micro_in_epoch < steps_per_epoch * accum:  # runtime.max_iters ended the run mid-epoch
+                session.save("last.pth", state())
+                break
+            epoch, micro_in_epoch = epoch + 1, 0
+            record = {"epoch": epoch, "train_loss": session.all_reduce([sums["loss"] / max(sums["seen"], 1)])[0],
                       "lr": optimizer.param_groups[0]["lr"]}
-            if (epoch + 1) % rt["eval_every"] == 0 or epoch + 1 == ocfg["epochs"]:
+            sums = {"loss": 0.0, "seen": 0}
+            if epoch % rt["eval_every"] == 0 or epoch == ocfg["epochs"]:
                 model.eval()
-                metrics = evaluate(lambda x: model(x) if not cached else model.head(x), val_loader, device,
+                metrics = evaluate(lambda x: model(x) if not cached else model.head(x), val_loader, session,
                                    num_classes)
-                best = {k: max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
-                best = {f"best_{k}": v for k, v in best.items()}
+                best = {f"best_{k}": max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
                 record.update(metrics)
-            logger.log(step, record, f"[{mode}] epoch {epoch + 1}/{ocfg['epochs']}: " + ", ".join(
+            logger.log(step, record, f"[{mode}] epoch {epoch}/{ocfg['epochs']}: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
-            if main:
-                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scaler": scaler.state_dict(), "epoch": epoch + 1, "best": best, "config": cfg},
-                            os.path.join(run_dir, "checkpoints", "last.pth"))
+            session.save("last.pth", state())
+            if step < total_steps and session.stop_requested(step):
+                session.preempt(step, state())
     finally:
         logger.close()
     result = {"stage": mode, "dataset": ds_name, "init": {"method": init_name, "checkpoint": mcfg.get("init")},
               "model": mcfg["arch"], "metrics": {**metrics, **best}, "iterations": step, "epochs": ocfg["epochs"],
-              "wall_time_s": time.time() - start_time, "config": os.path.join(run_dir, "config.json")}
-    if main:
-        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"[{mode}] done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
-              f" ({format_seconds(result['wall_time_s'])}); {os.path.join(run_dir, 'metrics.json')}", flush=True)
+              "wall_time_s": session.elapsed(), "config": session.path("config.json")}
+    session.write_metrics(result)
+    session.log("done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
+                f" ({format_seconds(result['wall_time_s'])}); {session.path('metrics.json')}")
     return result
 
 
+@exit_when_preempted
 def tool_main(mode: str, doc: str, default_config: str, argv=None):
     """The command line shared by tools/linprobe.py and tools/finetune.py."""
     import argparse
@@ -289,8 +292,10 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     parser.add_argument("--data-path", help="dataset root for data.dataset (default: under $ASL_DATASETS)")
     parser.add_argument("--output-dir", help=f"run directory (default: work_dirs/{mode}/<config name>)")
     parser.add_argument("--resume", help="'auto' (the run directory's last checkpoint, if any) or a checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in a run directory that holds another run (deletes its checkpoints)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = default_config
@@ -301,8 +306,5 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     if args.data_path:
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
-    try:
-        return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode,
-                                  args.resume)
-    finally:
-        du.cleanup()
+    return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
+                              args.force)

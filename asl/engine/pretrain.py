@@ -1,29 +1,24 @@
-"""The pretraining loop for ASL and MAE: torchrun/DDP, AdamW, per-iteration warmup + half-cycle cosine,
-gradient accumulation, AMP, optional torch.compile, atomic checkpoints with exact resume, logging."""
-import json
+"""The pretraining loop for ASL and MAE: DDP, AdamW, per-iteration warmup + half-cycle cosine, gradient
+accumulation, optional torch.compile, logging; launch, AMP, checkpoints, exact resume and preemption come from
+the shared runtime (asl.engine.runtime)."""
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from ..checkpoint import save_atomic
 from ..cli import UserError, dataset_root
-from ..config import save_config
 from ..data.cifar import CIFAR
-from ..data.images import ImageFolder, ResumableSampler, SeededTransform, collate_skip_bad
+from ..data.images import ImageFolder, ResumableSampler, SeededSamples, Transformed, collate_skip_bad
 from ..data.toy import ensure_toy_scenes
 from ..data.transforms import pretrain_transform
 from ..models import build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
-from . import distributed as du
 from .logger import RunLogger, format_seconds, peak_memory_gib
+from .runtime import Session
 
 
 class NonFiniteLoss(RuntimeError):
@@ -38,7 +33,7 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     path = data_cfg.get("path") and data_cfg["path"].format(datasets=dataset_root())
     cache = data_cfg.get("file_list_cache") and data_cfg["file_list_cache"].format(datasets=dataset_root())
     if kind in ("cifar10", "cifar100"):
-        return SeededTransform(CIFAR(path or dataset_root(), kind, True), transform, seed, pick=0), kind
+        return SeededSamples(Transformed(CIFAR(path or dataset_root(), kind, True), transform, pick=0), seed), kind
     if kind != "folder":
         raise UserError(f"data.dataset must be folder, cifar10 or cifar100, got {kind!r}")
     if not path:
@@ -51,53 +46,22 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
         name = "toy_scenes"
     else:
         name = os.path.basename(os.path.normpath(path))
-    return SeededTransform(ImageFolder(path, cache_file=cache), transform, seed), name
+    return SeededSamples(Transformed(ImageFolder(path, cache_file=cache), transform), seed), name
 
 
-def rng_state() -> dict:
-    """All RNG states as plain Python values (bytes, lists), so they gather across ranks and load with
-    weights_only=True."""
-    name, keys, *rest = np.random.get_state()
-    state = {"torch": bytes(torch.get_rng_state().numpy()), "python": random.getstate(),
-             "numpy": [name, keys.tolist(), *rest]}
-    if torch.cuda.is_available():
-        state["cuda"] = [bytes(s.numpy()) for s in torch.cuda.get_rng_state_all()]
-    return state
+def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = False) -> dict:
+    """Pretrain as `cfg` says into `run_dir` (one process, or one per device under torchrun / srun); returns the
+    metrics.json record. Raises Preempted after checkpointing when a stop signal arrives."""
+    session = Session(cfg, run_dir, "pretrain", resume, force)
+    try:
+        return _train(session, cfg)
+    finally:
+        session.close()
 
 
-def set_rng_state(state: dict):
-    as_tensor = lambda b: torch.frombuffer(bytearray(b), dtype=torch.uint8)  # noqa: E731
-    torch.set_rng_state(as_tensor(state["torch"]))
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
-
-
-def find_resume(resume: str, run_dir: str):
-    """'auto' -> the run's last checkpoint if any; a path -> that file (must exist); None -> no resume."""
-    if not resume:
-        return None
-    if resume == "auto":
-        path = os.path.join(run_dir, "checkpoints", "last.pth")
-        return path if os.path.exists(path) else None
-    if not os.path.exists(resume):
-        raise UserError(f"checkpoint to resume from {resume!r} does not exist")
-    return resume
-
-
-def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
-    rank, world_size, _, device = du.init_distributed()
-    main = rank == 0
+def _train(session: Session, cfg: dict) -> dict:
+    rank, world_size, device, main = session.rank, session.world_size, session.device, session.main
     rt, opt_cfg, mcfg = cfg["runtime"], cfg["optim"], cfg["model"]
-    torch.manual_seed(rt["seed"] + rank)
-    np.random.seed(rt["seed"] + rank)
-    random.seed(rt["seed"] + rank)
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    if main:
-        save_config(cfg, os.path.join(run_dir, "config.json"))
-
     dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], rank)
     batch, accum = opt_cfg["batch_size"], opt_cfg["accum_iter"]
     sampler = ResumableSampler(len(dataset), rt["seed"], rank, world_size)
@@ -116,59 +80,38 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
     model = build_pretrain_model(mcfg["arch"], mcfg["img_size"], mcfg["method"], **model_kwargs).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
                                   betas=tuple(opt_cfg["betas"]))
-    amp = rt["amp"] if device.type == "cuda" else "none"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-
-    step, epoch, micro_in_epoch = 0, 0, 0
-    elapsed_before, last_loss = 0.0, None  # carried through checkpoints so a resumed run reports the whole run
-    ckpt_path = find_resume(resume, run_dir)
-    if ckpt_path:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    step, epoch, micro_in_epoch, last_loss = 0, 0, 0, None
+    ckpt = session.load()
+    if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
         step, epoch, micro_in_epoch = ckpt["iteration"], ckpt["epoch"], ckpt["micro_in_epoch"]
-        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
-        elapsed_before, last_loss = ckpt.get("elapsed_s", 0.0), ckpt.get("last_loss")
-        if main:
-            print(f"[pretrain] resumed from {ckpt_path} at iteration {step} (epoch {epoch + 1})", flush=True)
-    elif resume and main:
-        print("[pretrain] --resume auto: no checkpoint in the run directory, starting from scratch", flush=True)
+        last_loss = ckpt.get("last_loss")
 
     net = torch.compile(model) if rt.get("compile") else model
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def save(name):
-        states = [None] * world_size
-        if world_size > 1:
-            torch.distributed.all_gather_object(states, rng_state())
-        else:
-            states = [rng_state()]
-        if main:
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict(), "epoch": epoch, "micro_in_epoch": micro_in_epoch,
-                         "iteration": step, "rng": states, "config": cfg, "last_loss": last_loss,
-                         "elapsed_s": elapsed_before + time.time() - start_time},
-                        os.path.join(run_dir, "checkpoints", name))
+    def state():
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "micro_in_epoch": micro_in_epoch, "iteration": step, "last_loss": last_loss}
 
+    run_dir = session.run_dir
     logger = RunLogger(run_dir, enabled=main, tensorboard=rt.get("tensorboard", True))
-    if main:
-        print(f"[pretrain] {mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
-              f"{world_size} process(es) on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), "
-              f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {run_dir}", flush=True)
+    session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
+                f"{world_size} process(es) on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), "
+                f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {run_dir}")
     warmup = opt_cfg["warmup_epochs"] * steps_per_epoch
     schedule_total = steps_per_epoch * opt_cfg["epochs"]
+    keep_every = rt.get("keep_every_epochs") or 0
     start_time, start_step, skipped_total = time.time(), step, 0
-    window = {"loss": 0.0, "n": 0, "imgs": 0, "t": time.time(), "terms": {}}
+    window = Window(device)
     net.train()
     try:
         while step < total_steps:
             sampler.set_epoch(epoch, micro_in_epoch * batch)
             dataset.epoch = epoch
-            loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg["data"]["num_workers"],
-                                collate_fn=collate_skip_bad, drop_last=True, pin_memory=device.type == "cuda")
+            loader = session.loader(dataset, sampler, batch, cfg["data"]["num_workers"], epoch, collate_skip_bad)
             for imgs, skipped in loader:
                 skipped_total += skipped
                 if micro_in_epoch % accum == 0:
@@ -178,73 +121,95 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None) -> dict:
                 if imgs is not None:
                     imgs = imgs.to(device, non_blocking=True)
                     no_sync = net.no_sync if (world_size > 1 and not sync) else nullcontext
-                    with no_sync(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    with no_sync(), session.autocast():
                         out = net(imgs)
-                        loss = out["loss"]
-                    loss_value = loss.item()
-                    if not math.isfinite(loss_value):
-                        raise NonFiniteLoss(
-                            f"loss is {loss_value} at iteration {step} (epoch {epoch + 1}); stopping. The last good "
-                            f"checkpoint in {run_dir}/checkpoints is intact: lower the lr or use bf16, then --resume")
                     with no_sync():
-                        scaler.scale(loss / accum).backward()
-                    window["loss"] += loss_value
-                    window["n"] += 1
-                    window["imgs"] += imgs.shape[0] * world_size
-                    for k, v in out["terms"].items():
-                        window["terms"][k] = window["terms"].get(k, 0.0) + v.item()
+                        session.scaler.scale(out["loss"] / accum).backward()
+                    window.add(out, imgs.shape[0] * world_size)
                 micro_in_epoch += 1
                 if not sync:
                     continue
-                scaler.step(optimizer)
-                scaler.update()
+                session.scaler.step(optimizer)
+                session.scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 if micro_in_epoch >= accum * steps_per_epoch:
                     epoch, micro_in_epoch = epoch + 1, 0
-                if step % rt["log_every"] == 0 or step == total_steps:
-                    last_loss = _log(logger, window, step, total_steps, epoch, opt_cfg["epochs"], lr,
-                                     start_time, start_step, device, skipped_total)
                 save_every_iters = rt.get("save_every_iters") or 0
                 epoch_done = micro_in_epoch == 0 and epoch % max(rt["save_every_epochs"], 1) == 0
-                if step == total_steps or (save_every_iters and step % save_every_iters == 0) or epoch_done:
-                    save("last.pth")
-                if micro_in_epoch == 0 and rt.get("keep_epoch_checkpoints") and epoch_done:
-                    save(f"epoch_{epoch:04d}.pth")
+                saving = step == total_steps or (save_every_iters and step % save_every_iters == 0) or epoch_done
+                if step % rt["log_every"] == 0 or saving:  # the loss is read (a host sync) only here
+                    last_loss = _log(session, logger, window, step, total_steps, epoch, opt_cfg["epochs"], lr,
+                                     start_time, start_step, skipped_total)
+                if saving:
+                    session.save("last.pth", state())
+                if micro_in_epoch == 0 and keep_every and epoch % keep_every == 0:
+                    session.save(f"epoch_{epoch:04d}.pth", state())
+                if step < total_steps and session.stop_requested(step):
+                    if window.n:
+                        last_loss = _log(session, logger, window, step, total_steps, epoch, opt_cfg["epochs"], lr,
+                                         start_time, start_step, skipped_total)
+                    session.preempt(step, state())
                 if step >= total_steps or micro_in_epoch == 0:
                     break
     finally:
         logger.close()
-    wall = elapsed_before + time.time() - start_time
+    skipped_all = session.all_reduce([skipped_total], op="sum")[0]
     metrics = {"stage": "pretrain", "dataset": dataset_name,
                "init": {"method": mcfg["method"], "checkpoint": None}, "model": mcfg["arch"],
-               "metrics": {"loss": last_loss, "skipped_files": du.all_reduce_sum(skipped_total, device)},
-               "iterations": step, "epochs": step / steps_per_epoch, "wall_time_s": wall,
-               "config": os.path.join(run_dir, "config.json"),
-               "checkpoint": os.path.join(run_dir, "checkpoints", "last.pth")}
-    if main:
-        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
-        print(f"[pretrain] done: {step} steps in {format_seconds(wall)}, final loss {last_loss}, "
-              f"{int(metrics['metrics']['skipped_files'])} unreadable files skipped; "
-              f"checkpoint {metrics['checkpoint']}", flush=True)
+               "metrics": {"loss": last_loss, "skipped_files": skipped_all},
+               "iterations": step, "epochs": step / steps_per_epoch, "wall_time_s": session.elapsed(),
+               "config": session.path("config.json"), "checkpoint": session.path("checkpoints", "last.pth")}
+    session.write_metrics(metrics)
+    session.log(f"done: {step} steps in {format_seconds(metrics['wall_time_s'])}, final loss {last_loss}, "
+                f"{int(skipped_all)} unreadable files skipped; checkpoint {metrics['checkpoint']}")
     return metrics
 
 
-def _log(logger, window, step, total_steps, epoch, epochs, lr, start_time, start_step, device, skipped):
-    """Write one progress line / JSON record from the accumulated window and reset it; returns the mean loss."""
-    n = max(window["n"], 1)
-    loss = du.all_reduce_mean(window["loss"] / n, device)
-    terms = {k: du.all_reduce_mean(v / n, device) for k, v in window["terms"].items()}
+class Window:
+    """Loss sums of the steps since the last log line, kept on the device: reading them (a host sync) happens
+    only at log and checkpoint time, not every step."""
+
+    def __init__(self, device):
+        self.device = device
+        self.reset()
+
+    def reset(self):
+        self.loss, self.terms, self.n, self.imgs, self.t = None, {}, 0, 0, time.time()
+
+    def add(self, out: dict, imgs: int):
+        loss = out["loss"].detach().float()
+        self.loss = loss if self.loss is None else self.loss + loss
+        for k, v in out["terms"].items():
+            v = v.detach().float()
+            self.terms[k] = v if k not in self.terms else self.terms[k] + v
+        self.n += 1
+        self.imgs += imgs
+
+
+def _log(session, logger, window, step, total_steps, epoch, epochs, lr, start_time, start_step, skipped):
+    """Write one progress line / JSON record from the window and reset it; returns the mean loss. A non-finite
+    loss stops the run before anything is saved, so the last checkpoint stays good."""
+    n = max(window.n, 1)
+    names = list(window.terms)
+    local = torch.stack([window.loss if window.loss is not None else torch.zeros((), device=session.device),
+                         *(window.terms[k] for k in names)]).double().cpu() / n
+    loss, *values = session.all_reduce(local.tolist())
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(
+            f"loss is {loss} between iterations {step - window.n + 1} and {step} (epoch {epoch + 1}); stopping. "
+            f"The last good checkpoint in {session.path('checkpoints')} is intact: lower the lr or use bf16, then "
+            "--resume auto")
+    terms = dict(zip(names, values))
     now = time.time()
-    img_s = window["imgs"] / max(now - window["t"], 1e-9)
+    img_s = window.imgs / max(now - window.t, 1e-9)
     eta = (now - start_time) / max(step - start_step, 1) * (total_steps - step)
-    mem = peak_memory_gib(device)
+    mem = peak_memory_gib(session.device)
     record = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}, "lr": lr, "img_per_s": img_s,
               "epoch": epoch, "mem_gib": mem, "skipped_files": skipped}
     term_text = " ".join(f"{k} {v:.4f}" for k, v in terms.items())
     line = (f"[pretrain] it {step}/{total_steps} ep {epoch}/{epochs} loss {loss:.4f} ({term_text}) lr {lr:.2e} "
             f"{img_s:.1f} img/s mem {mem:.2f}G eta {format_seconds(eta)}")
     logger.log(step, record, line)
-    window.update(loss=0.0, n=0, imgs=0, t=now, terms={})
+    window.reset()
     return loss

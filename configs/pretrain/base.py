@@ -18,6 +18,8 @@ cfg = dict(
               toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
     optim=dict(batch_size=64, accum_iter=1, blr=1.5e-4, lr=None, weight_decay=0.05, betas=(0.9, 0.95),
                epochs=800, warmup_epochs=40, min_lr=0.0),
+    # last.pth every save_every_epochs (and save_every_iters); epoch_NNNN.pth kept every keep_every_epochs (0: none);
+    # SIGTERM / SIGUSR1 save at the next step whatever these say
     runtime=dict(seed=0, amp="bf16", compile=False, log_every=20, save_every_epochs=20, save_every_iters=0,
-                 keep_epoch_checkpoints=False, max_iters=None, tensorboard=True),
+                 keep_every_epochs=100, max_iters=None, tensorboard=True),
 )

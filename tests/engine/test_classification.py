@@ -10,6 +10,7 @@ from PIL import Image
 from timm.data import Mixup
 
 from asl.checkpoint import save_atomic
+from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.data.classification import build_classification_data
 from asl.data.toy import classification_objects
@@ -119,9 +120,11 @@ def test_toy_run_from_checkpoint_writes_metrics_and_resumes(toy_root, tmp_path, 
     assert saved["stage"] == mode and saved["init"] == {"method": "asl", "checkpoint": str(tmp_path / "asl.pth")}
     steps_per_epoch = len(classification_objects(str(toy_root), "train")) // 8  # one sample per object
     assert 0 <= saved["metrics"]["top1"] <= 100 and saved["iterations"] == 2 * steps_per_epoch == result["iterations"]
-    cfg["optim"]["epochs"] = 3  # resume the finished run for one more epoch
-    out = run_classification(cfg, str(tmp_path / "run"), mode, resume="auto")
-    assert out["iterations"] == 3 * steps_per_epoch
+    out = run_classification(cfg, str(tmp_path / "run"), mode, resume="auto")  # finished: nothing to do
+    assert out["iterations"] == 2 * steps_per_epoch and out["metrics"] == result["metrics"]
+    cfg["optim"]["epochs"] = 3  # a longer schedule is another run (its cosine differs): refused, key named
+    with pytest.raises(UserError, match="optim.epochs"):
+        run_classification(cfg, str(tmp_path / "run"), mode, resume="auto")
 
 
 def test_linprobe_cached_features_and_bad_checkpoint(toy_root, tmp_path):

@@ -1,0 +1,273 @@
+"""The runtime shared by the toolkit's own training loops (pretraining, linear probing, fine-tuning): launch and
+device, seeding, AMP, the run-directory guard, checkpoints that resume exactly (mid-epoch too), and preemption.
+
+A loop builds one `Session`, asks it for the checkpoint to resume from, calls `session.stop_requested()` at step
+boundaries and `session.save()` to checkpoint. SIGTERM / SIGUSR1 (what SLURM sends before a time limit or a
+preemption) make the next step boundary save and raise `Preempted`; the tool then exits with EXIT_PREEMPTED, on
+which the sbatch examples requeue the job.
+"""
+import functools
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..checkpoint import save_atomic
+from ..cli import UserError
+from ..config import save_config
+from . import launch as launcher
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again"; tools/slurm/*.sbatch requeue on it
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# Keys that may change between the pieces of one run (they change neither the weights nor the data order);
+# any other difference between the checkpoint's config and the new one refuses `--resume`.
+RESUMABLE_KEYS = (
+    "data.num_workers", "data.path", "data.file_list_cache",
+    "runtime.log_every", "runtime.tensorboard", "runtime.max_iters", "runtime.save_every_iters",
+    "runtime.save_every_epochs", "runtime.keep_every_epochs", "runtime.compile", "runtime.eval_every",
+    "runtime.stop_check_every",
+)
+RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
+
+
+class Preempted(Exception):
+    """A stop signal arrived; the run saved a checkpoint at the step boundary and can continue with --resume."""
+
+    def __init__(self, signame: str, step: int, path: str):
+        super().__init__(f"{signame} received: saved iteration {step} to {path}; continue with --resume auto")
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def config_changes(saved: dict, new: dict, allowed=RESUMABLE_KEYS) -> list:
+    """Dotted keys whose values differ between a checkpoint's config and the new one, except `allowed`."""
+    old, now = flatten(saved), flatten(json.loads(json.dumps(new, default=str)))
+    return sorted(k for k in set(old) | set(now) if old.get(k, "<absent>") != now.get(k, "<absent>")
+                  and k not in allowed)
+
+
+def rng_state() -> dict:
+    """All RNG states as plain Python values (bytes, lists), so they gather across ranks and load with
+    weights_only=True."""
+    name, keys, *rest = np.random.get_state()
+    state = {"torch": bytes(torch.get_rng_state().numpy()), "python": random.getstate(),
+             "numpy": [name, keys.tolist(), *rest]}
+    if torch.cuda.is_available():
+        state["cuda"] = [bytes(s.numpy()) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict):
+    as_tensor = lambda b: torch.frombuffer(bytearray(b), dtype=torch.uint8)  # noqa: E731
+    torch.set_rng_state(as_tensor(state["torch"]))
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
+
+
+def _ignore_stop_signals(_worker_id):
+    """DataLoader workers leave SIGTERM / SIGUSR1 to the main process, which stops at a step boundary (SLURM
+    signals every process of a step; a worker killed by it would crash the loader instead)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def trim_log(path: str, last_step: int):
+    """Drop the records of log.jsonl written after `last_step` (the steps a resumed run repeats)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
+class Session:
+    """One run of a toolkit loop in `run_dir`: the process group, seeds, device and AMP, the directory guard and
+    the checkpoint IO. `resume` is None, "auto" or a checkpoint path; `force` starts over in a used directory."""
+
+    def __init__(self, cfg: dict, run_dir: str, tag: str, resume: str = None, force: bool = False):
+        self.cfg, self.run_dir, self.tag = cfg, run_dir, tag
+        self.launch = launcher.detect_launch()
+        self.device = launcher.device_for(self.launch)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        launcher.join_group(self.launch, self.device)
+        self.rank, self.world_size = self.launch.rank, self.launch.world_size
+        self.main = self.rank == 0
+        rt = cfg["runtime"]
+        seed = rt["seed"] + self.rank
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        amp = rt.get("amp", "none") if self.device.type == "cuda" else "none"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.stop_check_every = rt.get("stop_check_every") or (1 if self.world_size == 1 else 10)
+        self.resume_path = self._claim_run_dir(resume, force)
+        self.elapsed_before, self.started = 0.0, time.time()
+        self._signal = None
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    # ------------------------------------------------------------------------------------------ run directory
+    def path(self, *parts):
+        return os.path.join(self.run_dir, *parts)
+
+    def _claim_run_dir(self, resume, force):
+        """The checkpoint to resume from (None: a new run). A new run never writes over another run's
+        checkpoint without --force; a resume refuses a changed config or process count."""
+        last = self.path("checkpoints", "last.pth")
+        if resume and resume != "auto" and not os.path.isfile(resume):
+            raise UserError(f"checkpoint to resume from {resume!r} does not exist")
+        path = resume if resume and resume != "auto" else (last if resume == "auto" and os.path.exists(last)
+                                                             else None)
+        if path:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            changed = config_changes(saved.get("config") or {}, self.cfg)
+            if changed:
+                raise UserError(f"--resume: the config differs from the checkpoint's in {', '.join(changed[:8])}; "
+                                f"resume with the run's config, or start a new run with --force (keys that may "
+                                f"change: {', '.join(RESUMABLE_KEYS)})")
+            if saved.get("world_size", self.world_size) != self.world_size:
+                raise UserError(f"--resume: {path} was written by {saved['world_size']} processes, this launch has "
+                                f"{self.world_size}; resume with the same number of processes")
+            if self.main:
+                trim_log(self.path("log.jsonl"), saved["iteration"])
+        elif os.path.exists(last) and not force and not resume:
+            raise UserError(f"{self.run_dir} already holds a run (checkpoints/last.pth); continue it with "
+                            "--resume auto, or start over with --force (deletes its checkpoints and logs)")
+        elif self.main:  # a new run: nothing of an earlier one stays behind to be mixed into this one's records
+            for name in RUN_FILES + ("checkpoints",):
+                target = self.path(name)
+                if os.path.isdir(target):
+                    shutil.rmtree(target)
+                elif os.path.exists(target):
+                    os.remove(target)
+        self.barrier()
+        os.makedirs(self.path("checkpoints"), exist_ok=True)
+        if self.main:
+            save_config(self.cfg, self.path("config.json"))
+        return path
+
+    def load(self) -> dict:
+        """The resume checkpoint (None for a new run); restores this rank's RNG states and the run's wall time."""
+        if not self.resume_path:
+            return None
+        ckpt = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+        states = ckpt["rng"]
+        set_rng_state(states[self.rank] if self.rank < len(states) else states[0])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.elapsed_before = ckpt.get("elapsed_s", 0.0)
+        self.log(f"resumed from {self.resume_path} at iteration {ckpt['iteration']}")
+        return ckpt
+
+    def save(self, name: str, state: dict):
+        """Checkpoint `state` (+ every rank's RNG states, scaler, config, world size, wall time) atomically."""
+        states = [None] * self.world_size
+        if self.world_size > 1:
+            torch.distributed.all_gather_object(states, rng_state())
+        else:
+            states = [rng_state()]
+        if self.main:
+            save_atomic({**state, "rng": states, "scaler": self.scaler.state_dict(), "config": self.cfg,
+                         "world_size": self.world_size, "elapsed_s": self.elapsed()}, self.path("checkpoints", name))
+
+    def write_metrics(self, record: dict):
+        if self.main:
+            tmp = self.path("metrics.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(record, f, indent=2)
+            os.replace(tmp, self.path("metrics.json"))
+
+    # ------------------------------------------------------------------------------------------ the loop's helpers
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def loader(self, dataset, sampler, batch_size, num_workers, epoch, collate_fn=None):
+        """A DataLoader over `sampler` whose worker seeds come from (seed, epoch), not from the global RNG:
+        creating it mid-epoch after a resume leaves the global RNG (masking, dropout) where the checkpoint left it."""
+        generator = torch.Generator().manual_seed(self.cfg["runtime"]["seed"] * 1_000_003 + epoch)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                          collate_fn=collate_fn, drop_last=True, pin_memory=self.device.type == "cuda",
+                          generator=generator, worker_init_fn=_ignore_stop_signals if num_workers else None)
+
+    def _on_signal(self, signum, _frame):
+        self._signal = signal.Signals(signum).name
+
+    def stop_requested(self, step: int) -> bool:
+        """True at a step boundary after a stop signal reached any process (checked every stop_check_every
+        steps when several processes must agree)."""
+        if self.world_size == 1:
+            return self._signal is not None
+        if step % self.stop_check_every:
+            return False
+        flag = torch.tensor([self._signal is not None], dtype=torch.int32, device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def preempt(self, step: int, state: dict):
+        """Save `state` as last.pth and raise Preempted."""
+        self.save("last.pth", state)
+        raise Preempted(self._signal or "stop signal", step, self.path("checkpoints", "last.pth"))
+
+    def barrier(self):
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def all_reduce(self, values, op="mean"):
+        """Reduce a list of floats over the processes (mean or sum) in one collective."""
+        if self.world_size == 1:
+            return list(values)
+        t = torch.tensor(list(values), dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return (t / self.world_size if op == "mean" else t).tolist()
+
+    def log(self, text: str):
+        if self.main:
+            print(f"[{self.tag}] {text}", flush=True)
+
+    def close(self):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def exit_when_preempted(fn):
+    """Decorate a tool's entry point: a Preempted run ends with its message and EXIT_PREEMPTED (requeue me)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Preempted as stop:
+            print(f"preempted: {stop}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_PREEMPTED)
+
+    return wrapper

@@ -1,0 +1,194 @@
+"""The shared runtime: exact resume mid-epoch, preemption, the run-directory guard and the launch contract."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from asl.cli import UserError
+from asl.config import apply_overrides, load_config
+from asl.engine.classification import run_classification
+from asl.engine.launch import Launch, detect_launch, first_host
+from asl.engine.pretrain import run_pretrain
+from asl.engine.runtime import EXIT_PREEMPTED, config_changes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(REPO, "tools", "pretrain.py")
+MICRO = ["model.arch='vit_micro_patch8'", "model.img_size=32", "model.decoder={'embed_dim': 32, 'depth': 1, "
+         "'num_heads': 2}", "data.num_workers=0", "optim.batch_size=8", "runtime.tensorboard=False",
+         "runtime.log_every=1", "optim.warmup_epochs=1"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
+
+
+def pretrain_cfg(toy_root, *overrides):
+    cfg = load_config(os.path.join(REPO, "configs", "pretrain", "toy_asl.py"))
+    return apply_overrides(cfg, MICRO + [f"data.path={toy_root / 'unlabeled'}", *overrides])
+
+
+def weights(run_dir):
+    return torch.load(os.path.join(run_dir, "checkpoints", "last.pth"), weights_only=True)["model"]
+
+
+def max_difference(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------------ exact resume
+def test_pretraining_resumed_mid_epoch_at_several_points_equals_an_uninterrupted_run(toy_root, tmp_path):
+    """24 images, batch 8: 3 steps an epoch, 12 steps; pieces end at steps 2, 4 and 7 (all mid-epoch)."""
+    ref = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=4"), str(tmp_path / "ref"))
+    run_dir = str(tmp_path / "pieces")
+    for piece, stop in enumerate((2, 4, 7, None)):
+        cfg = pretrain_cfg(toy_root, "optim.epochs=4", f"runtime.max_iters={stop}")
+        out = run_pretrain(cfg, run_dir, resume="auto" if piece else None)
+        assert out["iterations"] == (stop or 12)
+    assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
+    assert out["metrics"]["loss"] == pytest.approx(ref["metrics"]["loss"], abs=1e-6)
+    steps = [json.loads(line)["step"] for line in open(os.path.join(run_dir, "log.jsonl"))]
+    assert steps == list(range(1, 13))  # one record per step: no piece repeated or lost one
+
+
+def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path):
+    """Mixup, RandAugment, random erasing and drop path all draw random numbers; 2 resumes mid-epoch."""
+    common = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
+              f"data.path={toy_root}", "optim.batch_size=8", "optim.epochs=2", "optim.warmup_epochs=1"]
+    cfg = lambda *extra: apply_overrides(load_config(os.path.join(REPO, "configs", "finetune", "toy.py")),  # noqa
+                                         common + list(extra))
+    ref = run_classification(cfg(), str(tmp_path / "ref"), "finetune")
+    per_epoch = ref["iterations"] // 2
+    assert per_epoch >= 4
+    run_dir = str(tmp_path / "pieces")
+    for piece, stop in enumerate((per_epoch // 2, per_epoch + 1, None)):
+        out = run_classification(cfg(f"runtime.max_iters={stop}"), run_dir, "finetune",
+                                 resume="auto" if piece else None)
+    assert out["iterations"] == ref["iterations"]
+    assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
+    assert out["metrics"] == ref["metrics"]
+
+
+def test_resuming_a_finished_classification_run_keeps_its_metrics_and_time(toy_root, tmp_path):
+    cfg = apply_overrides(load_config(os.path.join(REPO, "configs", "linprobe", "toy.py")),
+                          ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0",
+                           "runtime.tensorboard=False", f"data.path={toy_root}", "optim.batch_size=8",
+                           "optim.epochs=2"])
+    first = run_classification(cfg, str(tmp_path), "linprobe")
+    again = run_classification(cfg, str(tmp_path), "linprobe", resume="auto")
+    assert again["metrics"] == first["metrics"] and set(again["metrics"]) >= {"top1", "best_top1"}
+    assert again["wall_time_s"] >= first["wall_time_s"] > 0
+
+
+# ------------------------------------------------------------------------------------------------- preemption
+def test_sigterm_saves_at_a_step_boundary_exits_75_and_the_resumed_run_is_exact(toy_root, tmp_path):
+    common = [sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=8"]
+    subprocess.run([*common, "--output-dir", str(tmp_path / "ref")], check=True, env=ENV, capture_output=True)
+    run_dir = tmp_path / "preempted"
+    proc = subprocess.Popen([*common, "--output-dir", str(run_dir)], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = run_dir / "log.jsonl"
+    while proc.poll() is None and not (log.exists() and len(log.read_text().splitlines()) >= 4):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_PREEMPTED, err[-2000:]
+    assert "SIGTERM received: saved iteration" in err and "Traceback" not in err
+    saved = torch.load(run_dir / "checkpoints" / "last.pth", weights_only=True)
+    assert 4 <= saved["iteration"] < 24 and saved["iteration"] % 3  # mid-epoch (3 steps an epoch)
+    assert not (run_dir / "metrics.json").exists()
+    out = subprocess.run([*common, "--output-dir", str(run_dir), "--resume", "auto"], env=ENV, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
+
+
+# ---------------------------------------------------------------------------------------- run-directory guard
+def test_a_new_run_into_a_used_directory_refuses_and_leaves_the_checkpoint_alone(toy_root, tmp_path):
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1"), str(tmp_path))
+    before = (tmp_path / "checkpoints" / "last.pth").read_bytes()
+    out = subprocess.run([sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2",
+                          "--output-dir", str(tmp_path)], env=ENV, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert "--resume auto" in out.stderr and "--force" in out.stderr
+    assert (tmp_path / "checkpoints" / "last.pth").read_bytes() == before
+    forced = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2"), str(tmp_path), force=True)
+    assert forced["iterations"] == 6
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 6  # the old run's records are gone
+
+
+def test_resume_with_a_changed_config_names_the_key_and_allows_the_listed_ones(toy_root, tmp_path):
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.max_iters=2"), str(tmp_path))
+    with pytest.raises(UserError, match=r"differs from the checkpoint's in optim\.lr\b"):
+        run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "optim.lr=0.5"), str(tmp_path), resume="auto")
+    # workers, logging and the iteration cap may change between pieces
+    done = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.log_every=2"), str(tmp_path),
+                        resume="auto")
+    assert done["iterations"] == 6
+
+
+def test_config_changes_lists_changed_added_and_removed_keys():
+    old = {"a": {"b": 1, "c": (1, 2)}, "runtime": {"log_every": 5}, "gone": 1}
+    new = {"a": {"b": 2, "c": [1, 2]}, "runtime": {"log_every": 9}, "new": 0}
+    assert config_changes(old, new) == ["a.b", "gone", "new"]
+
+
+# ------------------------------------------------------------------------------------------------ the launch
+@pytest.mark.parametrize("nodelist, host", [("gpu[03-05,07],cpu1", "gpu03"), ("node7", "node7"),
+                                            ("a-1,b", "a-1"), ("x[1]", "x1")])
+def test_first_host_of_a_slurm_node_list(nodelist, host):
+    assert first_host(nodelist) == host
+
+
+def test_detect_launch():
+    assert detect_launch({}) == Launch("single")
+    torchrun = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "4", "MASTER_ADDR": "n0",
+                "MASTER_PORT": "1234"}
+    assert detect_launch(torchrun) == Launch("torchrun", 3, 8, 3, 4, "n0", 1234)
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "8", "SLURM_STEP_ID": "0",
+             "SLURM_LOCALID": "1", "SLURM_NODELIST": "gpu[1-2]", "SLURM_STEP_NUM_NODES": "2",
+             "SLURM_STEP_TASKS_PER_NODE": "4(x2)", "SLURM_JOB_ID": "123456"}
+    assert detect_launch(slurm) == Launch("slurm", 5, 8, 1, 4, "gpu1", 20000 + 123456 % 20000)
+    # the batch script itself (no srun step) and a step of one task are one plain process
+    assert detect_launch({k: v for k, v in slurm.items() if "STEP" not in k}) == Launch("single")
+    assert detect_launch({**slurm, "SLURM_STEP_NUM_TASKS": "1"}) == Launch("single")
+    assert detect_launch({**slurm, **torchrun}).source == "torchrun"  # torchrun inside an allocation
+
+
+def slurm_env(rank, world, port):
+    return dict(ENV, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS=str(world),
+                SLURM_STEP_NUM_TASKS=str(world), SLURM_STEP_ID="0", SLURM_NODELIST="localhost",
+                MASTER_PORT=str(port), ASL_DIST_TIMEOUT="20")
+
+
+def test_two_slurm_tasks_form_one_group_with_one_writer(toy_root, tmp_path):
+    port = free_port()
+    cmd = [sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2",
+           "--output-dir", str(tmp_path)]
+    procs = [subprocess.Popen(cmd, env=slurm_env(r, 2, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "2 process(es) on cpu, batch 16" in outs[0][0] and outs[1][0] == ""  # rank 1 prints nothing
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["iterations"] == 2 * (24 // 2 // 8)
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == metrics["iterations"]
+
+
+def test_one_of_two_slurm_tasks_alone_refuses_with_one_line(toy_root, tmp_path):
+    env = dict(slurm_env(0, 2, free_port()), ASL_DIST_TIMEOUT="3")
+    out = subprocess.run([sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "--output-dir",
+                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.startswith("error: process 0 of 2 (slurm) could not join its group")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "checkpoints" / "last.pth").exists()
