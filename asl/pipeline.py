@@ -56,17 +56,20 @@ class Pipeline:
         with open(times_file, "w") as f:
             json.dump(self.times, f, indent=2)
 
-    def _call(self, cmd, metrics, what):
-        """Run a tool unless its metrics.json exists (then reuse it); fail with the stage named."""
+    def _call(self, cmd, run_dir, what, resume_flag=("--resume", "auto")):
+        """Run a tool unless its metrics.json exists (then reuse it); an interrupted run (killed, preempted)
+        continues from its own checkpoint, a forced one starts over. Fails with the stage named."""
+        metrics = os.path.join(run_dir, "metrics.json")
         if os.path.exists(metrics) and not self.force:
             print(f"[pipeline] {what}: reusing {metrics}", flush=True)
             return
+        cmd = [*cmd, "--force"] if self.force else [*cmd, *resume_flag]
         print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         self.tools_run += 1
         if subprocess.run(cmd, env=env).returncode:
             raise UserError(f"stage '{what}' failed (its output is above); fix it and rerun: finished stages are "
-                            "reused")
+                            "reused and an interrupted one continues from its checkpoint")
         if not os.path.exists(metrics):
             raise UserError(f"stage '{what}' finished without writing {metrics}")
 
@@ -88,11 +91,9 @@ class Pipeline:
         p = self.cfg["pretrain"]
         for method in [m for m in self.inits if m != "random"]:
             run_dir = self.path("pretrain", method)
-            # a half-finished run (killed, crashed) continues from its last checkpoint unless --force restarts it
-            resume = [] if self.force else ["--resume", "auto"]
             cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []),
-                                                             "--output-dir", run_dir, *resume]
-            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"pretrain {method}")
+                                                             "--output-dir", run_dir]
+            self._call(cmd, run_dir, f"pretrain {method}")
 
     def stage_visualize(self):
         """Reconstructions of every pretrained model on the same images (config `visualize.images`, default: the
@@ -142,18 +143,16 @@ class Pipeline:
                 f"train.init_checkpoint={self.path('converted', f'{method}_detectron2.pth')}"]
             cmd = _tool("train_det.py") + [d["config"], *d.get("overrides", []), *init, "--init-method", method,
                                            "--output-dir", run_dir, "--num-gpus", str(d.get("num_gpus", 1))]
-            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"detection {method}")
+            self._call(cmd, run_dir, f"detection {method}", ["--resume"])
 
     def stage_segmentation(self):
         s = self.cfg["segmentation"]
         for method in self.inits:
             run_dir = self.path("segmentation", method)
             init = [] if method == "random" else ["--pretrained", self.path("converted", f"{method}_mmseg.pth")]
-            launcher = ["--launcher", "pytorch"] if s.get("nproc", 1) > 1 else []
             cmd = _tool("train_seg.py", s.get("nproc", 1)) + [s["config"], *s.get("overrides", []), *init,
-                                                              "--init-method", method, "--work-dir", run_dir,
-                                                              *launcher]
-            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"segmentation {method}")
+                                                              "--init-method", method, "--work-dir", run_dir]
+            self._call(cmd, run_dir, f"segmentation {method}", ["--resume"])
 
     def _classification(self, mode):
         c = self.cfg[mode]
@@ -162,7 +161,7 @@ class Pipeline:
             init = [] if method == "random" else ["--init", self.pretrained(method), "--init-name", method]
             cmd = _tool(f"{mode}.py", c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init,
                                                             "--output-dir", run_dir]
-            self._call(cmd, os.path.join(run_dir, "metrics.json"), f"{mode} {method}")
+            self._call(cmd, run_dir, f"{mode} {method}")
 
     def stage_linprobe(self):
         self._classification("linprobe")

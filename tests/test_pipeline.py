@@ -1,9 +1,15 @@
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 
 from asl.cli import UserError
+from asl.data.toy import classification_objects
 from asl.pipeline import Pipeline
 
 CFG = dict(inits=["asl", "random"], toy=None, title="t",
@@ -48,3 +54,39 @@ def test_a_transfer_stage_left_out_of_the_config_is_skipped(tmp_path, capsys):
     assert "detection: not part of this config, skipped" in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path)) == ["stage_times.json"]
     assert json.loads((tmp_path / "stage_times.json").read_text()) == {}
+
+
+def test_a_killed_transfer_stage_resumes_from_its_checkpoint(toy_root, tmp_path):
+    """The fine-tuning stage is killed (SIGKILL, the whole pipeline) after a few checkpointed steps; the rerun
+    continues that stage from its checkpoint and ends with the full budget."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = tmp_path / "pipe.py"
+    overrides = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0",
+                 "runtime.tensorboard=False", f"data.path={toy_root}", "optim.batch_size=8", "optim.epochs=8",
+                 "runtime.save_every_iters=1"]
+    config.write_text(f"cfg = dict(inits=['random'], toy=None, title='t', finetune=dict(config="
+                      f"{os.path.join(repo, 'configs', 'finetune', 'toy.py')!r}, overrides={overrides!r}))\n")
+    cmd = [sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), str(config), "--work-dir",
+           str(tmp_path / "work"), "--stages", "finetune"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt = tmp_path / "work" / "finetune" / "random" / "checkpoints" / "last.pth"
+    while proc.poll() is None and not (ckpt.exists() and torch.load(ckpt, weights_only=True)["iteration"] >= 3):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["iteration"]
+    assert not (tmp_path / "work" / "finetune" / "random" / "metrics.json").exists(), "killed too late"
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resumed from {ckpt} at iteration {killed_at}" in out.stdout
+    metrics = json.loads((tmp_path / "work" / "finetune" / "random" / "metrics.json").read_text())
+    assert metrics["iterations"] == 8 * (len(classification_objects(str(toy_root), "train")) // 8)
+
+
+def test_force_needs_the_stages_named(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), "--force", "--work-dir",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: --force redoes the stages named by --stages")

@@ -10,7 +10,8 @@ Examples:
     python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long   # a toy comparison, ~52 min
     python tools/run_pipeline.py configs/pipeline/toy_gain.py --data-root datasets_gain   # ASL vs random, ~30 min
     python tools/run_pipeline.py configs/pipeline/vitb_paper.py --data-root /data   # the paper's settings
-A finished stage (its metrics.json exists) is reused on a rerun unless --force is given.
+A finished stage (its metrics.json exists) is reused on a rerun, and an interrupted one (killed, preempted)
+continues from its own checkpoint; --force redoes the stages named by --stages, and only those.
 """
 import argparse
 import os
@@ -18,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import main_guard  # noqa: E402
+from asl.cli import UserError, main_guard  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
 from asl.pipeline import STAGES, Pipeline  # noqa: E402
 
@@ -33,9 +34,13 @@ def main(argv=None):
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--work-dir", default=None, help="default: work_dirs/pipeline/<config name>")
     parser.add_argument("--data-root", help="dataset root (sets $ASL_DATASETS for every stage)")
-    parser.add_argument("--force", action="store_true", help="rerun stages even if their results exist")
+    parser.add_argument("--force", action="store_true",
+                        help="redo the stages named by --stages from scratch, even if their results exist")
     parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if args.force and args.stages == parser.get_default("stages"):
+        raise UserError("--force redoes the stages named by --stages; name them (e.g. --stages detection,table "
+                        "--force) so that pretraining is not restarted by accident")
     cfg = apply_overrides(load_config(args.config), args.overrides)
     name = os.path.splitext(os.path.basename(args.config))[0]
     work_dir = args.work_dir or os.path.join("work_dirs", "pipeline", name)

@@ -8,6 +8,8 @@ Examples:
     python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --data-root /data \\
         train.init_checkpoint=work_dirs/weights/asl_vitb_d2.pth
     python tools/train_det.py --config-file configs/coco_vitb.py --num-gpus 8 --resume          # after a crash
+    srun --ntasks-per-node 8 python tools/train_det.py configs/coco_vitb.py --resume   # SLURM: one task per GPU
+    torchrun --nproc_per_node 8 tools/train_det.py configs/coco_vitb.py               # the same under torchrun
     python tools/train_det.py configs/coco_vitb.py --eval-only train.init_checkpoint=<run dir>/model_final.pth
     (node i of 8) python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --num-machines 8 \\
         --machine-rank $i --dist-url tcp://node0:29500 train.init_checkpoint=...
@@ -19,6 +21,8 @@ converted in memory). Datasets: --data-root, else $ASL_DATASETS, else ./datasets
 (coco/{train2017,val2017,annotations}; toy_scenes/ is generated when a toy config needs it).
 A run writes train.output_dir (default work_dirs/detection/<config name>): config.yaml, log.txt, log.jsonl,
 tensorboard/, model_*.pth checkpoints, last_checkpoint, metrics.json (box/mask AP, AP50, AP75, APs/m/l).
+A directory holding another run's checkpoint is refused unless --resume or --force. Under srun or torchrun each
+process joins one group by itself (no --num-gpus); SIGTERM / SIGUSR1 save a checkpoint and exit with status 75.
 """
 import argparse
 import os
@@ -33,8 +37,10 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from detectron2.engine import default_argument_parser, launch  # noqa: E402
 
 from asl.cli import UserError, main_guard  # noqa: E402
+from asl.engine import launch as launcher  # noqa: E402
+from asl.engine.runtime import exit_when_preempted  # noqa: E402
 from transfer.detection.data import prepare_datasets  # noqa: E402
-from transfer.detection.engine import load_config, run  # noqa: E402
+from transfer.detection.engine import claim_output_dir, join_external_launch, load_config, run  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "coco_toy.py")
 
@@ -54,6 +60,8 @@ def parse_args(argv=None):
                                               "'random' without train.init_checkpoint")
     parser.add_argument("--time-limit-min", type=float, metavar="MIN",
                         help="stop cleanly after MIN minutes of training with a resumable checkpoint (then --resume)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in an output directory that holds another run (deletes its checkpoints)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     parser.add_argument("opts", nargs="*", metavar="[CONFIG] key=value",
                         help="config path (or --config-file), then LazyConfig overrides")
@@ -74,6 +82,7 @@ def parse_args(argv=None):
 
 
 @main_guard
+@exit_when_preempted
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config_file, args.opts, args.output_dir)
@@ -84,8 +93,24 @@ def main(argv=None):
     if init and not os.path.exists(init) and "://" not in init:
         raise UserError(f"train.init_checkpoint {init} does not exist; convert a pretraining checkpoint with "
                         "python tools/convert_ckpt.py CKPT --to detectron2 -o FILE")
-    # Every check that can fail on the user's data runs here, in one process, before anything is built.
-    args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
+    external = launcher.detect_launch()
+    if external.world_size > 1:  # srun / torchrun started this process as one of several: join them
+        if args.num_gpus > 1 or args.num_machines > 1:
+            raise UserError(f"started by {external.source} as process {external.rank} of {external.world_size}: "
+                            "leave out --num-gpus / --num-machines (the launcher starts one process per GPU)")
+        join_external_launch(external)
+    claim_output_dir(cfg, args)
+    # Every check that can fail on the user's data runs here, before anything is built (the main process first:
+    # it may generate the toy scenes).
+    if external.rank == 0:
+        args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
+    if external.world_size > 1:
+        from detectron2.utils import comm
+
+        comm.synchronize()
+        if external.rank:
+            args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
+        return run(args)
     launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
 

@@ -5,17 +5,18 @@ scenes. Run with --help for examples; the work is done in transfer/segmentation/
 Examples:
     python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
     python tools/train_seg.py configs/segmentation/toy_upernet.py --resume
-    torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_mmseg.pth \\
-        --launcher pytorch
+    torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_mmseg.pth
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import main_guard  # noqa: E402
+from asl.engine.runtime import exit_when_preempted  # noqa: E402
 
 
 @main_guard
+@exit_when_preempted
 def main(argv=None):
     from transfer.segmentation.train import build_parser, run  # mmseg imports take a few seconds
 

@@ -6,7 +6,9 @@ boundaries and `session.save()` to checkpoint. SIGTERM / SIGUSR1 (what SLURM sen
 preemption) make the next step boundary save and raise `Preempted`; the tool then exits with EXIT_PREEMPTED, on
 which the sbatch examples requeue the job.
 """
+import fnmatch
 import functools
+import glob
 import json
 import os
 import random
@@ -41,8 +43,8 @@ RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
 class Preempted(Exception):
     """A stop signal arrived; the run saved a checkpoint at the step boundary and can continue with --resume."""
 
-    def __init__(self, signame: str, step: int, path: str):
-        super().__init__(f"{signame} received: saved iteration {step} to {path}; continue with --resume auto")
+    def __init__(self, signame: str, step: int, path: str, resume_flag: str = "--resume auto"):
+        super().__init__(f"{signame} received: saved iteration {step} to {path}; continue with {resume_flag}")
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict:
@@ -56,10 +58,53 @@ def flatten(cfg: dict, prefix: str = "") -> dict:
 
 
 def config_changes(saved: dict, new: dict, allowed=RESUMABLE_KEYS) -> list:
-    """Dotted keys whose values differ between a checkpoint's config and the new one, except `allowed`."""
-    old, now = flatten(saved), flatten(json.loads(json.dumps(new, default=str)))
+    """Dotted keys whose values differ between a checkpoint's config and the new one, except those matching an
+    `allowed` pattern (fnmatch: "*.num_workers")."""
+    old, now = flatten(json.loads(json.dumps(saved, default=str))), flatten(json.loads(json.dumps(new, default=str)))
     return sorted(k for k in set(old) | set(now) if old.get(k, "<absent>") != now.get(k, "<absent>")
-                  and k not in allowed)
+                  and not any(fnmatch.fnmatchcase(k, pattern) for pattern in allowed))
+
+
+def refuse_changed_config(saved: dict, new: dict, allowed=RESUMABLE_KEYS):
+    changed = config_changes(saved, new, allowed)
+    if changed:
+        raise UserError(f"--resume: the config differs from the checkpoint's in {', '.join(changed[:8])}; resume "
+                        f"with the run's config, or start a new run with --force (keys that may change: "
+                        f"{', '.join(allowed)})")
+
+
+def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main: bool, run_files,
+                  resume_flag: str):
+    """A new run never writes over another run's checkpoint: `holds_run` (the directory has one) without
+    `resume` or `force` is refused, naming both flags. A new run (forced, or into a directory without a
+    checkpoint) first removes the `run_files` an earlier run left, so no record mixes two runs."""
+    if holds_run and not force and not resume:
+        raise UserError(f"{run_dir} already holds a run (a checkpoint); continue it with {resume_flag}, or start "
+                        "over with --force (deletes its checkpoints and logs)")
+    if not main or not os.path.isdir(run_dir):
+        return
+    for name in run_files:
+        for target in glob.glob(os.path.join(run_dir, name)):
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            else:
+                os.remove(target)
+
+
+class StopSignals:
+    """Remembers the first SIGTERM / SIGUSR1 (what SLURM sends before a time limit or a preemption) instead of
+    dying; the loop saves at its next step boundary. close() restores the previous handlers."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+
+    def _on_signal(self, signum, _frame):
+        self.received = self.received or signal.Signals(signum).name
+
+    def close(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def rng_state() -> dict:
@@ -126,17 +171,14 @@ class Session:
         self.stop_check_every = rt.get("stop_check_every") or (1 if self.world_size == 1 else 10)
         self.resume_path = self._claim_run_dir(resume, force)
         self.elapsed_before, self.started = 0.0, time.time()
-        self._signal = None
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, self._on_signal)
+        self.signals = StopSignals()
 
     # ------------------------------------------------------------------------------------------ run directory
     def path(self, *parts):
         return os.path.join(self.run_dir, *parts)
 
     def _claim_run_dir(self, resume, force):
-        """The checkpoint to resume from (None: a new run). A new run never writes over another run's
-        checkpoint without --force; a resume refuses a changed config or process count."""
+        """The checkpoint to resume from (None: a new run); a resume refuses a changed config or process count."""
         last = self.path("checkpoints", "last.pth")
         if resume and resume != "auto" and not os.path.isfile(resume):
             raise UserError(f"checkpoint to resume from {resume!r} does not exist")
@@ -144,26 +186,15 @@ class Session:
                                                              else None)
         if path:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-            changed = config_changes(saved.get("config") or {}, self.cfg)
-            if changed:
-                raise UserError(f"--resume: the config differs from the checkpoint's in {', '.join(changed[:8])}; "
-                                f"resume with the run's config, or start a new run with --force (keys that may "
-                                f"change: {', '.join(RESUMABLE_KEYS)})")
+            refuse_changed_config(saved.get("config") or {}, self.cfg)
             if saved.get("world_size", self.world_size) != self.world_size:
                 raise UserError(f"--resume: {path} was written by {saved['world_size']} processes, this launch has "
                                 f"{self.world_size}; resume with the same number of processes")
             if self.main:
                 trim_log(self.path("log.jsonl"), saved["iteration"])
-        elif os.path.exists(last) and not force and not resume:
-            raise UserError(f"{self.run_dir} already holds a run (checkpoints/last.pth); continue it with "
-                            "--resume auto, or start over with --force (deletes its checkpoints and logs)")
-        elif self.main:  # a new run: nothing of an earlier one stays behind to be mixed into this one's records
-            for name in RUN_FILES + ("checkpoints",):
-                target = self.path(name)
-                if os.path.isdir(target):
-                    shutil.rmtree(target)
-                elif os.path.exists(target):
-                    os.remove(target)
+        else:
+            claim_run_dir(self.run_dir, os.path.exists(last), bool(resume), force, self.main,
+                          RUN_FILES + ("checkpoints",), "--resume auto")
         self.barrier()
         os.makedirs(self.path("checkpoints"), exist_ok=True)
         if self.main:
@@ -217,24 +248,21 @@ class Session:
                           collate_fn=collate_fn, drop_last=True, pin_memory=self.device.type == "cuda",
                           generator=generator, worker_init_fn=_ignore_stop_signals if num_workers else None)
 
-    def _on_signal(self, signum, _frame):
-        self._signal = signal.Signals(signum).name
-
     def stop_requested(self, step: int) -> bool:
         """True at a step boundary after a stop signal reached any process (checked every stop_check_every
         steps when several processes must agree)."""
         if self.world_size == 1:
-            return self._signal is not None
+            return self.signals.received is not None
         if step % self.stop_check_every:
             return False
-        flag = torch.tensor([self._signal is not None], dtype=torch.int32, device=self.device)
+        flag = torch.tensor([self.signals.received is not None], dtype=torch.int32, device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
 
     def preempt(self, step: int, state: dict):
         """Save `state` as last.pth and raise Preempted."""
         self.save("last.pth", state)
-        raise Preempted(self._signal or "stop signal", step, self.path("checkpoints", "last.pth"))
+        raise Preempted(self.signals.received or "stop signal", step, self.path("checkpoints", "last.pth"))
 
     def barrier(self):
         if self.world_size > 1:
@@ -253,8 +281,7 @@ class Session:
             print(f"[{self.tag}] {text}", flush=True)
 
     def close(self):
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        self.signals.close()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

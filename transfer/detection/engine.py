@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 
 import torch
@@ -20,6 +21,8 @@ from detectron2.utils.events import CommonMetricPrinter, JSONWriter, Tensorboard
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from asl.cli import UserError
+from asl.engine.launch import device_for, join_group
+from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
 
 from .checkpoint import StrictDetectionCheckpointer
@@ -77,6 +80,39 @@ def _accepts(target, name: str) -> bool:
     except (TypeError, ValueError):
         return True
     return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+# keys that may change between the pieces of one run (resources, logging, where things are written)
+RESUMABLE_KEYS = ("train.output_dir", "train.log_period", "train.eval_period", "train.checkpointer.period",
+                  "train.init_checkpoint", "dataloader.train.num_workers", "dataloader.test.num_workers",
+                  "train.device", "train.amp.enabled")
+RUN_FILES = ("model_*.pth", "last_checkpoint", "log.jsonl", "log.txt*", "metrics.json", "init.json", "tensorboard",
+             "config.yaml")
+
+
+def join_external_launch(launch):
+    """Join the process group of an srun / torchrun launch as detectron2's `launch` would have (device, group,
+    the per-machine group that comm.get_local_rank needs)."""
+    device = device_for(launch)
+    join_group(launch, device)
+    comm.create_local_process_group(launch.local_world_size)
+    comm.synchronize()
+
+
+def claim_output_dir(cfg, args):
+    """The run-directory rule of every tool: a new run into a directory holding another run's checkpoint is
+    refused (unless --force, which clears it); --resume refuses a config that changed beyond RESUMABLE_KEYS."""
+    out = cfg.train.output_dir
+    if args.eval_only:
+        return
+    holds_run = os.path.exists(os.path.join(out, "last_checkpoint"))
+    if args.resume and holds_run and os.path.exists(os.path.join(out, "config.yaml")):
+        with tempfile.TemporaryDirectory() as tmp:  # the new config as detectron2 saves it, to compare like with like
+            LazyConfig.save(cfg, os.path.join(tmp, "config.yaml"))
+            new = LazyConfig.load(os.path.join(tmp, "config.yaml"))
+        saved = LazyConfig.load(os.path.join(out, "config.yaml"))
+        refuse_changed_config(*(OmegaConf.to_container(c, resolve=False) for c in (saved, new)), RESUMABLE_KEYS)
+    claim_run_dir(out, holds_run, args.resume, args.force, comm.is_main_process(), RUN_FILES, "--resume")
 
 
 def resolve_device(cfg):
@@ -220,37 +256,50 @@ class RunState(HookBase):
         self.seed, self.elapsed, self.since = state["seed"], state["elapsed_s"], time.time()
 
 
-class TimeLimitReached(BaseException):
-    """Raised by TimeLimit to leave detectron2's loop (a BaseException: detectron2 logs an Exception as a crash)."""
+class StopTraining(BaseException):
+    """Raised by StopEarly to leave detectron2's loop (a BaseException: detectron2 logs an Exception as a crash)."""
 
 
-class TimeLimit(HookBase):
-    """Stop cleanly after `minutes` of training: save a resumable checkpoint of the iteration just finished and
-    leave the loop; `--resume` continues from it. For schedulers with wall-clock limits (and shared machines).
-    All processes stop at the same iteration (rank 0 decides)."""
+class StopEarly(HookBase):
+    """Stop cleanly at a step boundary after `minutes` of training (None: no limit) or when a stop signal arrived
+    (SIGTERM / SIGUSR1, what SLURM sends before a time limit or a preemption): save a resumable checkpoint of the
+    iteration just finished and leave the loop; `--resume` continues from it. All processes stop at the same
+    iteration."""
 
-    def __init__(self, minutes: float, checkpointer):
-        self.seconds, self.checkpointer = minutes * 60, checkpointer
+    def __init__(self, minutes, checkpointer, signals: StopSignals):
+        self.seconds, self.checkpointer, self.signals = (minutes or 0) * 60, checkpointer, signals
 
     def before_train(self):
         self.start = time.perf_counter()
 
     def after_step(self):
-        last = self.trainer.iter + 1 >= self.trainer.max_iter
-        stop = not last and time.perf_counter() - self.start > self.seconds
+        if self.trainer.iter + 1 >= self.trainer.max_iter:
+            return
+        reason = self.signals.received or (
+            "time limit" if self.seconds and time.perf_counter() - self.start > self.seconds else None)
         if comm.get_world_size() > 1:
-            stop = comm.all_gather(stop)[0]
-        if stop:
+            reason = next((r for r in comm.all_gather(reason) if r), None)
+        if reason:
+            name = f"model_{self.trainer.iter:07d}"
             if comm.is_main_process():
-                self.checkpointer.save(f"model_{self.trainer.iter:07d}", iteration=self.trainer.iter)
-            raise TimeLimitReached(self.trainer.iter)
+                self.checkpointer.save(name, iteration=self.trainer.iter)
+            raise StopTraining(reason, self.trainer.iter, os.path.join(self.checkpointer.save_dir, f"{name}.pth"))
 
 
 def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None, extra_hooks=(),
              time_limit_min: float = None):
     """Train as detectron2's lazyconfig_train_net does; returns metrics.json's content (main process), or None
-    (other processes, or stopped by `time_limit_min` with a resumable checkpoint). `extra_hooks` are appended
-    after the standard ones (tests use one to simulate a crash)."""
+    (other processes, or stopped by `time_limit_min` with a resumable checkpoint). A stop signal saves a
+    checkpoint and raises Preempted. `extra_hooks` are appended after the standard ones (tests use one to
+    simulate a crash)."""
+    signals = StopSignals()  # before the loader's workers are forked: they inherit it instead of dying
+    try:
+        return _do_train(cfg, resume, init_method, summaries, extra_hooks, time_limit_min, signals)
+    finally:
+        signals.close()
+
+
+def _do_train(cfg, resume, init_method, summaries, extra_hooks, time_limit_min, signals):
     state = RunState(cfg.train.seed if cfg.train.seed >= 0 else comm.shared_random_seed())
     model, optimizer = build_model_and_optimizer(cfg)
     model = wrap_ddp(model, cfg)
@@ -272,7 +321,7 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, evaluate),
         # before the writer: when it stops the run, the writer's final flush is this iteration's only write
-        TimeLimit(time_limit_min, checkpointer) if time_limit_min is not None else None,
+        StopEarly(time_limit_min, checkpointer, signals),
         hooks.PeriodicWriter(writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
         if comm.is_main_process() else None,
         *extra_hooks,
@@ -293,9 +342,12 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
     _save_json(os.path.join(cfg.train.output_dir, "init.json"), init)
     try:
         trainer.train(start_iter, cfg.train.max_iter)
-    except TimeLimitReached as stop:
+    except StopTraining as stop:
+        reason, iteration, path = stop.args
+        if reason != "time limit":
+            raise Preempted(reason, iteration, path, "--resume") from None
         logger.info("time limit of %s min reached after iteration %d: checkpoint saved, continue with --resume",
-                    time_limit_min, stop.args[0])
+                    time_limit_min, iteration)
         return None
     if not comm.is_main_process() or "results" not in last:
         return None

@@ -68,3 +68,34 @@ class JsonLinesHook(Hook):
 
     def after_test_epoch(self, runner, metrics=None):
         self._metrics(runner, "test", metrics)
+
+
+class StopTraining(BaseException):
+    """Leaves mmengine's loop after StopOnSignalHook saved (a BaseException: no hook treats it as a crash)."""
+
+
+class StopOnSignalHook(Hook):
+    """A stop signal (SIGTERM / SIGUSR1, what SLURM sends before a time limit or a preemption) saves a resumable
+    iter_N.pth (+ last_checkpoint) at the next iteration boundary and leaves the loop; all processes agree."""
+
+    priority = "VERY_LOW"  # after the logger and checkpoint hooks of the same iteration
+
+    def __init__(self, signals):
+        self.signals = signals
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.is_last_train_iter(runner):
+            return
+        reason = self.signals.received
+        if runner.world_size > 1:
+            from mmengine.dist import all_gather_object
+
+            reason = next((r for r in all_gather_object(reason) if r), None)
+        if reason:
+            name = f"iter_{runner.iter + 1}.pth"
+            runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True)
+            path = os.path.join(runner.work_dir, name)
+            if is_main_process():
+                with open(os.path.join(runner.work_dir, "last_checkpoint"), "w") as f:
+                    f.write(path)
+            raise StopTraining(reason, runner.iter + 1, path)

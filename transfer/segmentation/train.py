@@ -19,13 +19,21 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from asl.checkpoint import read_checkpoint
 from asl.cli import UserError
+from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
+from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 
 from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
 from .datasets import check_data_roots, set_data_root
-from .hooks import JsonLinesHook
+from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
 
 AMP_ONLY_KEYS = ("loss_scale", "dtype", "use_fsdp")
+# overrides that may change between the pieces of one run (resources, logging, where things are written)
+RESUMABLE_KEYS = ("*num_workers", "*persistent_workers", "default_hooks.logger.*", "work_dir", "launcher",
+                  "env_cfg.*", "log_processor.*", "visualizer.*", "resume", "load_from", "model.backbone.init_cfg.*",
+                  "asl_init.*", "*data_root", "*data_prefix.*")
 INIT_FILE = "init.json"  # how the run's encoder was initialised, kept for --resume
+RUN_FILES = ("iter_*.pth", "epoch_*.pth", "best_*.pth", "last_checkpoint", "metrics.json", INIT_FILE,
+             "log.jsonl", "20[0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]")
 
 
 class SegRunner(Runner):
@@ -76,8 +84,10 @@ def build_parser():
   python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
   python tools/train_seg.py configs/segmentation/toy_upernet.py --resume              # continue the last run
   python tools/train_seg.py configs/segmentation/toy_upernet.py --eval-only work_dirs/segmentation/toy_upernet/iter_600.pth
-  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py \\
-      --pretrained vitb_asl_mmseg.pth --launcher pytorch
+  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_asl_mmseg.pth
+  srun --ntasks-per-node 8 python tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_asl_mmseg.pth
+under torchrun or srun every process joins one group by itself; SIGTERM / SIGUSR1 save a checkpoint and exit
+with status 75; a run directory holding another run's checkpoint is refused unless --resume or --force.
 overrides: key=value pairs after the config or --cfg-options (mmengine syntax), e.g.
   train_cfg.max_iters=100 optim_wrapper.optimizer.lr=5e-4 train_dataloader.dataset.indices=40
 runs go to work_dirs/segmentation/<config name>/ (resolved config, log.jsonl, mmengine logs and tensorboard
@@ -100,8 +110,10 @@ events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
     parser.add_argument("--eval-only", metavar="CKPT", help="evaluate this mmengine checkpoint on the test split")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="mmengine overrides: key=value, lists as key=[a,b]")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
-                        help="job launcher (pytorch: under torchrun)")
+    parser.add_argument("--launcher", choices=["auto", "none", "pytorch", "slurm", "mpi"], default="auto",
+                        help="job launcher (auto: torchrun's or srun's variables when present, else one process)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in a run directory that holds another run (deletes its checkpoints)")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     return parser
@@ -212,6 +224,12 @@ def prepare(args) -> Config:
                         f"{err}") from None
     name = os.path.splitext(os.path.basename(args.config))[0]
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", "segmentation", name)
+    if args.launcher == "auto":  # join an srun / torchrun launch here, so mmengine finds the group formed
+        launch = detect_launch()
+        if launch.world_size > 1:
+            export_torchrun_env(launch)
+            join_group(launch, device_for(launch))
+        args.launcher = "pytorch" if launch.world_size > 1 else "none"
     cfg.launcher = args.launcher
     if args.launcher != "none" and not _has_accelerator():
         cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())["backend"] = "gloo"
@@ -246,6 +264,10 @@ def prepare(args) -> Config:
         resume_from = find_latest_checkpoint(cfg.work_dir) if os.path.isdir(cfg.work_dir) else None
         if resume_from is None:
             print(f"note: --resume: no checkpoint in {cfg.work_dir} yet, starting a new run", flush=True)
+    holds_run = os.path.exists(os.path.join(cfg.work_dir, "last_checkpoint"))
+    if resume_from and holds_run:
+        refuse_changed_resume(cfg)
+    claim_run_dir(cfg.work_dir, holds_run, bool(resume_from), args.force, is_main_process(), RUN_FILES, "--resume")
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from
         # the weights come from the checkpoint; the encoder's initialisation is that of the original run
@@ -262,6 +284,14 @@ def prepare(args) -> Config:
     check_data_roots(cfg)
     cfg.asl_init = init
     return cfg
+
+
+def refuse_changed_resume(cfg):
+    """--resume refuses a config that differs from the run's (the copy mmengine keeps in the run directory)
+    beyond RESUMABLE_KEYS."""
+    saved = os.path.join(cfg.work_dir, os.path.basename(cfg.filename or ""))
+    if cfg.filename and os.path.isfile(saved):
+        refuse_changed_config(Config.fromfile(saved).to_dict(), cfg.to_dict(), RESUMABLE_KEYS)
 
 
 def _find_hook(runner, kind):
@@ -326,7 +356,14 @@ def run(args) -> dict:
         if is_main_process() and not cfg.resume:
             os.makedirs(cfg.work_dir, exist_ok=True)
             save_json(cfg.asl_init, os.path.join(cfg.work_dir, INIT_FILE))
-        runner.train()
+        signals = StopSignals()  # before the loader's workers are forked: they inherit it instead of dying
+        runner.register_hook(StopOnSignalHook(signals))
+        try:
+            runner.train()
+        except StopTraining as stop:
+            raise Preempted(*stop.args, "--resume") from None
+        finally:
+            signals.close()
         hook = _find_hook(runner, JsonLinesHook)
         metrics = hook.last_metrics if hook else None
         if metrics is None:  # no validation ran (e.g. val_cfg removed): evaluate the final model now
