@@ -11,8 +11,10 @@ install:
 demo: install
 	@$(PY) tools/run_pipeline.py $(DEMO_ARGS)
 
-# Default test run (< 10 min here). `make test-all` adds the slow end-to-end tests.
+# Default test run (< 10 min here): the linter (ruff, pyproject.toml), then the tests. `make test-all` adds the
+# slow end-to-end tests.
 test: install
+	@$(PY) -m ruff check .
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 # `make demo` from a fresh clone of this repository (slow; .ci/run runs it after `make test`)

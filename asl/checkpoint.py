@@ -15,7 +15,8 @@ import warnings
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save as safetensors_bytes
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from .cli import UserError
 from .convert import BLOCK_KEYS, to_canonical

@@ -1,5 +1,6 @@
 """Command-line conventions shared by every tool (CONVENTIONS.md): user mistakes end with a one-line
 `error: ...` on stderr and exit status 2; `--debug` or ASL_DEBUG=1 shows the traceback instead."""
+import argparse
 import functools
 import os
 import sys
@@ -33,3 +34,49 @@ def main_guard(main):
 def dataset_root() -> str:
     """The one dataset root: $ASL_DATASETS, default ./datasets (like detectron2's DETECTRON2_DATASETS)."""
     return os.environ.get("ASL_DATASETS", "datasets")
+
+
+def add_run_options(parser, stage: str, init: bool = True, resume_help: str = None):
+    """The options every training tool spells the same way: --output-dir, --init / --init-name, --data-root,
+    --resume [auto|CKPT], --force, --debug. The frameworks' older spellings (--work-dir, --pretrained,
+    --init-method) are accepted too, without being advertised."""
+    parser.add_argument("--output-dir", help=f"run directory (default: work_dirs/{stage}/<config name>)")
+    parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
+    if init:
+        parser.add_argument("--init", metavar="CKPT", help="encoder weights (a pretraining checkpoint, or its "
+                                                           "tools/convert_ckpt.py file); default: random")
+        parser.add_argument("--pretrained", dest="init", help=argparse.SUPPRESS)
+        parser.add_argument("--init-name", metavar="NAME",
+                            help="name of the initialisation in metrics.json (asl, mae, ...; default: read from a "
+                                 "pretraining checkpoint, 'random' without --init)")
+        parser.add_argument("--init-method", dest="init_name", help=argparse.SUPPRESS)
+    parser.add_argument("--data-root", metavar="ROOT",
+                        help="dataset root holding the standard layouts (sets $ASL_DATASETS; default ./datasets)")
+    parser.add_argument("--resume", metavar="auto|CKPT", help=resume_help or
+                        "continue the run directory's run ('auto', also when --resume is given alone) or the run of "
+                        "this checkpoint; a new run when there is none")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in a run directory that holds another run (deletes its checkpoints)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+
+
+def normalize_argv(argv) -> list:
+    """`--resume` alone means `--resume auto` (what the sbatch examples pass to every tool)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = []
+    for i, token in enumerate(argv):
+        out.append(token)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if token == "--resume" and (following is None or following.startswith("-") or "=" in following
+                                    or not (following == "auto" or os.path.splitext(following)[1] in CKPT_SUFFIXES)):
+            out.append("auto")
+    return out
+
+
+CKPT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
+
+
+def apply_data_root(root: str):
+    """--data-root: the dataset root for this process and the ones it starts."""
+    if root:
+        os.environ["ASL_DATASETS"] = os.path.abspath(root)

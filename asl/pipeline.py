@@ -56,14 +56,14 @@ class Pipeline:
         with open(times_file, "w") as f:
             json.dump(self.times, f, indent=2)
 
-    def _call(self, cmd, run_dir, what, resume_flag=("--resume", "auto")):
+    def _call(self, cmd, run_dir, what):
         """Run a tool unless its metrics.json exists (then reuse it); an interrupted run (killed, preempted)
         continues from its own checkpoint, a forced one starts over. Fails with the stage named."""
         metrics = os.path.join(run_dir, "metrics.json")
         if os.path.exists(metrics) and not self.force:
             print(f"[pipeline] {what}: reusing {metrics}", flush=True)
             return
-        cmd = [*cmd, "--force"] if self.force else [*cmd, *resume_flag]
+        cmd = [*cmd, "--force" if self.force else "--resume"]
         print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         self.tools_run += 1
@@ -139,20 +139,19 @@ class Pipeline:
         d = self.cfg["detection"]
         for method in self.inits:
             run_dir = self.path("detection", method)
-            init = [] if method == "random" else [
-                f"train.init_checkpoint={self.path('converted', f'{method}_detectron2.pth')}"]
-            cmd = _tool("train_det.py") + [d["config"], *d.get("overrides", []), *init, "--init-method", method,
+            init = [] if method == "random" else ["--init", self.path("converted", f"{method}_detectron2.pth")]
+            cmd = _tool("train_det.py") + [d["config"], *d.get("overrides", []), *init, "--init-name", method,
                                            "--output-dir", run_dir, "--num-gpus", str(d.get("num_gpus", 1))]
-            self._call(cmd, run_dir, f"detection {method}", ["--resume"])
+            self._call(cmd, run_dir, f"detection {method}")
 
     def stage_segmentation(self):
         s = self.cfg["segmentation"]
         for method in self.inits:
             run_dir = self.path("segmentation", method)
-            init = [] if method == "random" else ["--pretrained", self.path("converted", f"{method}_mmseg.pth")]
+            init = [] if method == "random" else ["--init", self.path("converted", f"{method}_mmseg.pth")]
             cmd = _tool("train_seg.py", s.get("nproc", 1)) + [s["config"], *s.get("overrides", []), *init,
-                                                              "--init-method", method, "--work-dir", run_dir]
-            self._call(cmd, run_dir, f"segmentation {method}", ["--resume"])
+                                                              "--init-name", method, "--output-dir", run_dir]
+            self._call(cmd, run_dir, f"segmentation {method}")
 
     def _classification(self, mode):
         c = self.cfg[mode]

@@ -1,7 +1,7 @@
 # ViTDet Mask R-CNN, ViT-L/16: the ViT-B recipe of coco_vitb.py with ViT-L's own depth-specific settings as in
 # ViTDet (mask_rcnn_vitdet_l_100ep): 24 blocks, 1024-d, 16 heads, global attention in blocks 5/11/17/23,
 # drop path 0.4, layer decay 0.8 over 24 blocks. Same schedule (100 epochs, batch 64, lr 8e-5).
-from .coco_vitb import dataloader, lr_multiplier, model, optimizer, train
+from .coco_vitb import model, optimizer, train
 
 model.backbone.net.embed_dim = 1024
 model.backbone.net.depth = 24

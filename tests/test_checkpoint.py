@@ -1,6 +1,7 @@
 """asl.checkpoint: atomic saving, safe reading of every supported layout, architecture inference, bad input."""
 import argparse
 import os
+import pickle
 import random
 
 import pytest
@@ -37,7 +38,7 @@ def user_error(path_or_fn):
 def test_save_atomic_writes_whole_files_only(tmp_path):
     path = tmp_path / "sub" / "ckpt.pth"
     save_atomic({"a": torch.arange(3)}, path)
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.PicklingError):
         save_atomic({"a": lambda: 0}, path)  # unpicklable: the old file must survive untouched
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.arange(3))
     assert os.listdir(path.parent) == ["ckpt.pth"]

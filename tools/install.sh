@@ -40,7 +40,7 @@ done_step
 step "numpy<2, headless OpenCV and pure-Python dependencies"
 $PIP 'numpy<2' opencv-python-headless==4.11.0.86 timm 'fvcore==0.1.5.post20221221' 'iopath==0.1.9' \
   pycocotools pytest tensorboard matplotlib 'omegaconf<2.4' hydra-core yacs tabulate cloudpickle termcolor \
-  tqdm scipy addict rich yapf prettytable ftfy regex safetensors packaging pillow
+  tqdm scipy addict rich yapf prettytable ftfy regex safetensors packaging pillow ruff
 done_step
 
 step "detectron2 (sal-detectron2 0.7.2 re-packed as a pure-Python wheel)"

@@ -18,7 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import main_guard  # noqa: E402
+from asl.cli import add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
 from asl.engine.pretrain import NonFiniteLoss, run_pretrain  # noqa: E402
 from asl.engine.runtime import exit_when_preempted  # noqa: E402
@@ -33,12 +33,9 @@ def main(argv=None):
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="config file (default: toy ASL)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--data-path", help="unlabeled image folder (sets data.path; default: the toy scenes)")
-    parser.add_argument("--output-dir", help="run directory (default: work_dirs/pretrain/<config name>)")
-    parser.add_argument("--resume", help="'auto' (last checkpoint of the run directory, if any) or a checkpoint")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in a run directory that holds another run (deletes its checkpoints)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    args = parser.parse_intermixed_args(argv)
+    add_run_options(parser, "pretrain", init=False)
+    args = parser.parse_intermixed_args(normalize_argv(argv))
+    apply_data_root(args.data_root)
     if "=" in args.config:  # only overrides were given
         args.overrides.insert(0, args.config)
         args.config = DEFAULT_CONFIG

@@ -36,7 +36,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from detectron2.engine import default_argument_parser, launch  # noqa: E402
 
-from asl.cli import UserError, main_guard  # noqa: E402
+from asl.cli import UserError, add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.engine import launch as launcher  # noqa: E402
 from asl.engine.runtime import exit_when_preempted  # noqa: E402
 from transfer.detection.data import prepare_datasets  # noqa: E402
@@ -50,22 +50,22 @@ def parse_args(argv=None):
     the config and the overrides (its REMAINDER `opts` would swallow them)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     reference = default_argument_parser()
-    for action in reference._actions:
-        if action.option_strings and action.dest != "help":
+    for action in reference._actions:  # detectron2's --resume is a switch; ours takes the house's [auto|CKPT]
+        if action.option_strings and action.dest not in ("help", "resume"):
             parser._add_action(action)
-    parser.add_argument("--output-dir", help="run directory (sets train.output_dir)")
-    parser.add_argument("--data-root", help="dataset root (default: $ASL_DATASETS, else ./datasets)")
-    parser.add_argument("--init-method", help="name of the initialisation for metrics.json (asl, mae, ...); "
-                                              "default: read from a pretraining checkpoint, else 'pretrained', "
-                                              "'random' without train.init_checkpoint")
+    add_run_options(parser, "detection", resume_help="continue the output directory's run from its "
+                    "last_checkpoint ('auto', also when --resume is given alone); a new run when there is none")
     parser.add_argument("--time-limit-min", type=float, metavar="MIN",
                         help="stop cleanly after MIN minutes of training with a resumable checkpoint (then --resume)")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in an output directory that holds another run (deletes its checkpoints)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     parser.add_argument("opts", nargs="*", metavar="[CONFIG] key=value",
                         help="config path (or --config-file), then LazyConfig overrides")
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(normalize_argv(argv))
+    if args.resume not in (None, "auto"):
+        raise UserError("detection resumes the run of its --output-dir (from last_checkpoint): give --resume "
+                        "without a file, or train.init_checkpoint=FILE to start from weights")
+    args.resume = args.resume == "auto"
+    args.init_method = args.init_name
+    apply_data_root(args.data_root)
     opts = list(args.opts)
     if opts and "=" not in opts[0]:  # positional config path
         if args.config_file:
@@ -74,6 +74,8 @@ def parse_args(argv=None):
     for item in opts:
         if "=" not in item:
             raise UserError(f"{item!r} is neither an option nor a key=value override")
+    if args.init:
+        opts.append(f"train.init_checkpoint={args.init}")
     args.opts = opts
     args.config_file = args.config_file or DEFAULT_CONFIG
     if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:

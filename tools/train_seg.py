@@ -18,10 +18,9 @@ from asl.engine.runtime import exit_when_preempted  # noqa: E402
 @main_guard
 @exit_when_preempted
 def main(argv=None):
-    from transfer.segmentation.train import build_parser, run  # mmseg imports take a few seconds
+    from transfer.segmentation.train import parse_args, run  # mmseg imports take a few seconds
 
-    args = build_parser().parse_intermixed_args(argv)
-    run(args)
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ class ImageFolder(Dataset):
         try:
             img = self.load(index)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            warnings.warn(f"skipping unreadable image {self.files[index]!r}: {type(err).__name__}: {err}")
+            warnings.warn(f"skipping unreadable image {self.files[index]!r}: {type(err).__name__}: {err}",
+                          stacklevel=2)
             return None
         return img
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 from ..checkpoint import load_encoder, load_into
-from ..cli import UserError, dataset_root
+from ..cli import UserError, add_run_options, apply_data_root, dataset_root, normalize_argv
 from ..data.classification import build_classification_data, eval_transform
 from ..data.images import ResumableSampler, SeededSamples
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -287,15 +287,11 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=default_config, help="config file (default: the toy one)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    parser.add_argument("--init", help="encoder checkpoint (any format asl.checkpoint reads); default: random")
-    parser.add_argument("--init-name", help="name of the initialisation in metrics.json (e.g. asl, mae)")
-    parser.add_argument("--data-path", help="dataset root for data.dataset (default: under $ASL_DATASETS)")
-    parser.add_argument("--output-dir", help=f"run directory (default: work_dirs/{mode}/<config name>)")
-    parser.add_argument("--resume", help="'auto' (the run directory's last checkpoint, if any) or a checkpoint")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in a run directory that holds another run (deletes its checkpoints)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    args = parser.parse_intermixed_args(argv)
+    parser.add_argument("--data-path", help="the dataset's folder (sets data.path; default: its standard place "
+                                            "under the dataset root)")
+    add_run_options(parser, mode)
+    args = parser.parse_intermixed_args(normalize_argv(argv))
+    apply_data_root(args.data_root)
     if "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = default_config

@@ -15,13 +15,7 @@ from .decoder import MAEDecoder
 from .enhance import FeatureEnhancement
 from .vit import ViTEncoder
 
-DECODE_MODES = ("batched", "sequential", "auto")
-# Per device, from tools/benchmark_pretrain.py (docs/benchmarks.md): on the project's 2-core CPU (ViT-B, batch 4)
-# the batched pass took 0.87x the time of the two sequential passes in two runs; on GPUs the batched pass is the
-# seed's design (not yet measured here).
-AUTO_DECODE = {"cpu": "batched", "cuda": "batched"}
-
-
+DECODE_MODES = ("batched", "sequential")
 def init_mae_weights(module: nn.Module):
     """MAE's initialisation: xavier-uniform linear layers with zero bias, unit LayerNorms."""
     for m in module.modules():
@@ -37,7 +31,7 @@ def init_mae_weights(module: nn.Module):
 class PretrainModel(nn.Module):
     def __init__(self, encoder: dict, decoder: dict, method: str = "asl", enhance: dict = None,
                  loss: str = "contrastive", temperature: float = 1.0, sem_weight: float = 1.0,
-                 mask_ratio: float = 0.75, norm_pix_loss: bool = True, decode_mode: str = "auto",
+                 mask_ratio: float = 0.75, norm_pix_loss: bool = True, decode_mode: str = "batched",
                  chunk_size: int = 4096, max_negatives: int = 0):
         super().__init__()
         if method not in ("asl", "mae"):
@@ -57,11 +51,6 @@ class PretrainModel(nn.Module):
         for part in (self.encoder.blocks, self.encoder.norm, self.decoder, self.enhance):
             if part is not None:
                 init_mae_weights(part)
-
-    def resolved_decode_mode(self, device: torch.device) -> str:
-        if self.decode_mode != "auto":
-            return self.decode_mode
-        return AUTO_DECODE.get(device.type, "batched")
 
     def reconstruction_loss(self, pred, target, mask):
         if self.loss_type == "mse":
@@ -87,7 +76,7 @@ class PretrainModel(nn.Module):
             loss = self.reconstruction_loss(pred, target, mask)
             return {"loss": loss, "terms": {"recon": loss.detach()}, "pred": pred, "mask": mask}
         enhanced = self.enhance(latent)
-        if self.resolved_decode_mode(imgs.device) == "batched":
+        if self.decode_mode == "batched":
             both = self.decoder(torch.cat([latent, enhanced]), torch.cat([ids_restore, ids_restore]))
             pred, pred_enh = both.chunk(2)
         else:

@@ -9,7 +9,7 @@ cfg = dict(
         temperature=1.0,  # λ of the patch-level contrastive loss [ours: docs/lambda_sweep.md]
         sem_weight=1.0,  # weight of L_SEM [paper: best of 0.1/0.5/1/2]
         mask_ratio=0.75, norm_pix_loss=True,
-        decode_mode="auto",  # batched | sequential | auto (per device, from tools/benchmark_pretrain.py)
+        decode_mode="batched",  # batched | sequential: the same losses; timings in docs/benchmarks.md
         chunk_size=4096, max_negatives=0,  # contrastive logits in chunks of rows; 0 = all masked patches
     ),
     # dataset: folder | cifar10 | cifar100; path None = the toy scenes under $ASL_DATASETS (generated if absent,

@@ -10,8 +10,15 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from asl.cli import UserError
-from asl.data.toy import (CLASSES, IGNORE, classification_objects, ensure_toy_scenes, make_scene, rle_encode,
-                          write_toy_scenes)
+from asl.data.toy import (
+    CLASSES,
+    IGNORE,
+    classification_objects,
+    ensure_toy_scenes,
+    make_scene,
+    rle_encode,
+    write_toy_scenes,
+)
 
 
 def _tree_digest(root):

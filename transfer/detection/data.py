@@ -12,13 +12,20 @@ sentence instead of a traceback from inside a data-loader worker; the toy scenes
 """
 import itertools
 import json
+import logging
 import os
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
-from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
-                             build_detection_train_loader, get_detection_dataset_dicts)
+from detectron2.data import (
+    DatasetCatalog,
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from detectron2.data.datasets import register_coco_instances
 from detectron2.data.samplers import TrainingSampler
 from detectron2.evaluation import COCOEvaluator
@@ -29,8 +36,8 @@ from omegaconf import OmegaConf
 from asl.cli import UserError, dataset_root
 from asl.data.toy import ensure_toy_scenes
 
-
 # name -> (dataset family, image folder, annotation file), relative to the dataset root
+logger = logging.getLogger("detectron2.asl")
 SPLITS = {
     "asl_coco_2017_train": ("coco", "coco/train2017", "coco/annotations/instances_train2017.json"),
     "asl_coco_2017_val": ("coco", "coco/val2017", "coco/annotations/instances_val2017.json"),
@@ -154,7 +161,7 @@ def check_coco_file(json_file: str, image_dir: str, name: str = "dataset") -> di
         images[img["id"]] = img
     if not images:
         raise bad("it lists no images")
-    annotated = set()
+    annotated, rle = set(), 0
     for i, ann in enumerate(data["annotations"]):
         where = f"annotations[{i}]" + (f" (id {ann.get('id')})" if isinstance(ann, dict) else "")
         if not isinstance(ann, dict):
@@ -168,10 +175,24 @@ def check_coco_file(json_file: str, image_dir: str, name: str = "dataset") -> di
                 or box[2] < 0 or box[3] < 0):
             raise bad(f"{where} has bbox {box!r}, expected [x, y, width, height] with width, height >= 0")
         _check_segmentation(ann.get("segmentation"), images[ann["image_id"]], where, bad)
+        rle += isinstance(ann.get("segmentation"), dict) and not ann.get("iscrowd", 0)  # the mapper drops crowds
         if not ann.get("iscrowd", 0):
             annotated.add(ann["image_id"])
     return {"images": len(images), "images_with_annotations": len(annotated),
-            "annotations": len(data["annotations"]), "categories": len(categories)}
+            "annotations": len(data["annotations"]), "categories": len(categories), "rle_masks": rle}
+
+
+def match_mask_format(cfg, summaries: dict):
+    """Polygons are the train mapper's default mask format (ViTDet's: light in the loader); a train set with RLE
+    masks on its (non-crowd) instances, as many custom exports have, needs "bitmask", which detectron2 builds
+    from both."""
+    mapper = OmegaConf.select(cfg, "dataloader.train.mapper", default=None)
+    names = OmegaConf.select(cfg, "dataloader.train.dataset.names", default=None)
+    names = [names] if isinstance(names, str) else list(names or [])
+    rle = sum((summaries or {}).get(n, {}).get("rle_masks", 0) for n in names)
+    if mapper is not None and rle and mapper.get("instance_mask_format", "polygon") == "polygon":
+        mapper.instance_mask_format = "bitmask"
+        logger.info("%d annotations of the train set are RLE masks: training with bitmask masks", rle)
 
 
 def _check_segmentation(segm, image, where, bad):

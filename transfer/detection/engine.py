@@ -26,7 +26,7 @@ from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_cha
 from asl.models import ARCHS
 
 from .checkpoint import StrictDetectionCheckpointer
-from .data import build_train_loader, dataset_names, family, register_datasets, resolve_root
+from .data import build_train_loader, dataset_names, family, match_mask_format, register_datasets, resolve_root
 
 logger = logging.getLogger("detectron2.asl")
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -402,8 +402,9 @@ def run(args):
     cfg = load_config(args.config_file, args.opts, args.output_dir)
     register_datasets(resolve_root(args.data_root))
     resolve_device(cfg)
-    default_setup(cfg, args)
     summaries = getattr(args, "dataset_summaries", None)
+    match_mask_format(cfg, summaries)
+    default_setup(cfg, args)
     if args.eval_only:
         return do_eval_only(cfg, args.resume, args.init_method, summaries)
     return do_train(cfg, args.resume, args.init_method, summaries,

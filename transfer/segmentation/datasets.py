@@ -17,7 +17,6 @@ from asl.data.toy import BACKGROUND, CLASSES, ensure_toy_scenes
 
 TOY_CLASSES = ("background",) + CLASSES
 TOY_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]]
-ADE20K_TRAIN_IMAGES = 20210  # ADEChallengeData2016 images/training
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 

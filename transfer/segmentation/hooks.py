@@ -26,7 +26,6 @@ class JsonLinesHook(Hook):
         self.interval = interval
         self.filename = filename
         self.last_metrics = None
-        self.last_metrics_iter = None
 
     def before_run(self, runner):
         if self.interval is None:
@@ -60,7 +59,6 @@ class JsonLinesHook(Hook):
 
     def _metrics(self, runner, mode, metrics):
         self.last_metrics = {k: _plain(v) for k, v in (metrics or {}).items()}
-        self.last_metrics_iter = runner.iter
         self._write({"mode": mode, "iter": runner.iter, "elapsed_s": self.elapsed(), **self.last_metrics})
 
     def after_val_epoch(self, runner, metrics=None):

@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from asl.checkpoint import read_checkpoint
-from asl.cli import UserError
+from asl.cli import UserError, add_run_options, apply_data_root, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 
@@ -42,7 +42,7 @@ class SegRunner(Runner):
 
     loaded_meta = None
 
-    def load_checkpoint(self, filename, map_location="cpu", strict=False, revise_keys=[(r"^module\.", "")]):
+    def load_checkpoint(self, filename, map_location="cpu", strict=False, revise_keys=((r"^module\.", ""),)):
         try:
             checkpoint = super().load_checkpoint(filename, map_location=map_location, strict=True,
                                                  revise_keys=revise_keys)
@@ -81,11 +81,12 @@ def build_parser():
         epilog="""examples:
   python tools/train_seg.py configs/segmentation/toy_upernet.py                       # toy, random init, CPU
   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o toy_asl_mmseg.pth
-  python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
+  python tools/train_seg.py configs/segmentation/toy_upernet.py --init toy_asl_mmseg.pth --init-name asl
   python tools/train_seg.py configs/segmentation/toy_upernet.py --resume              # continue the last run
-  python tools/train_seg.py configs/segmentation/toy_upernet.py --eval-only work_dirs/segmentation/toy_upernet/iter_600.pth
-  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_asl_mmseg.pth
-  srun --ntasks-per-node 8 python tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_asl_mmseg.pth
+  python tools/train_seg.py configs/segmentation/toy_upernet.py \
+      --eval-only work_dirs/segmentation/toy_upernet/iter_600.pth
+  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
+  srun --ntasks-per-node 8 python tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
 under torchrun or srun every process joins one group by itself; SIGTERM / SIGUSR1 save a checkpoint and exit
 with status 75; a run directory holding another run's checkpoint is refused unless --resume or --force.
 overrides: key=value pairs after the config or --cfg-options (mmengine syntax), e.g.
@@ -94,29 +95,22 @@ runs go to work_dirs/segmentation/<config name>/ (resolved config, log.jsonl, mm
 events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
     parser.add_argument("config", help="mmengine config file")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides (as --cfg-options)")
-    parser.add_argument("--work-dir", help="run directory (default: work_dirs/segmentation/<config name>)")
-    parser.add_argument("--pretrained", metavar="CKPT",
-                        help="encoder weights: a file from tools/convert_ckpt.py --to mmseg, or any checkpoint "
-                             "tools/convert_ckpt.py reads (converted in memory); default: the config's "
-                             "model.backbone.init_cfg.checkpoint (None = random initialisation)")
-    parser.add_argument("--init-method", help="name of the initialisation for metrics.json (asl, mae, random, ...; "
-                                              "default: read from a pretraining checkpoint, else 'pretrained')")
-    parser.add_argument("--data-root", help="dataset folder holding images/ and annotations/ (default: the "
-                                            "config's, under $ASL_DATASETS)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue training from the run directory's last checkpoint (a new run if none)")
-    parser.add_argument("--resume-from", metavar="CKPT", help="continue training from this mmengine checkpoint")
+    add_run_options(parser, "segmentation")
+    parser.add_argument("--data-path", metavar="DIR", help="the dataset's folder holding images/ and annotations/ "
+                                                           "(default: the config's data_root under the dataset root)")
+    parser.add_argument("--resume-from", dest="resume", help=argparse.SUPPRESS)
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; needs a GPU)")
     parser.add_argument("--eval-only", metavar="CKPT", help="evaluate this mmengine checkpoint on the test split")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="mmengine overrides: key=value, lists as key=[a,b]")
     parser.add_argument("--launcher", choices=["auto", "none", "pytorch", "slurm", "mpi"], default="auto",
                         help="job launcher (auto: torchrun's or srun's variables when present, else one process)")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in a run directory that holds another run (deletes its checkpoints)")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_intermixed_args(normalize_argv(argv))
 
 
 def _parse_overrides(tokens):
@@ -213,6 +207,7 @@ def _pretraining_method(path):
 
 def prepare(args) -> Config:
     """Config + command line -> the config the Runner gets (no Runner built yet). Raises UserError on mistakes."""
+    apply_data_root(args.data_root)  # before the config is read: its data_root names $ASL_DATASETS
     options = _parse_overrides(args.overrides)
     options.update(args.cfg_options or {})
     cfg = load_config(args.config)
@@ -223,7 +218,7 @@ def prepare(args) -> Config:
         raise UserError(f"cannot apply the overrides {' '.join(args.overrides + list(args.cfg_options or {}))}: "
                         f"{err}") from None
     name = os.path.splitext(os.path.basename(args.config))[0]
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", "segmentation", name)
+    cfg.work_dir = args.output_dir or cfg.get("work_dir") or os.path.join("work_dirs", "segmentation", name)
     if args.launcher == "auto":  # join an srun / torchrun launch here, so mmengine finds the group formed
         launch = detect_launch()
         if launch.world_size > 1:
@@ -234,32 +229,32 @@ def prepare(args) -> Config:
     if args.launcher != "none" and not _has_accelerator():
         cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())["backend"] = "gloo"
     sync_schedule(cfg, original_max_iters, options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    if args.data_path:
+        set_data_root(cfg, args.data_path)
     configure_amp(cfg, args.amp)
     init_cfg = cfg.model.backbone.get("init_cfg") or ConfigDict(type="Pretrained", checkpoint=None)
-    if args.pretrained:
-        init_cfg = ConfigDict(type="Pretrained", checkpoint=args.pretrained)
+    if args.init:
+        init_cfg = ConfigDict(type="Pretrained", checkpoint=args.init)
     cfg.model.backbone.init_cfg = init_cfg
     pretrained = init_cfg.get("checkpoint") if init_cfg.get("type") == "Pretrained" else None
     cfg.resume, cfg.load_from = False, cfg.get("load_from")
-    if args.eval_only and (args.resume or args.resume_from):
+    if args.eval_only and args.resume:
         raise UserError("--eval-only and --resume exclude each other")
-    init = {"method": args.init_method or "random", "checkpoint": None}
+    init = {"method": args.init_name or "random", "checkpoint": None}
     if args.eval_only:
         if not os.path.isfile(args.eval_only):
             raise UserError(f"checkpoint {args.eval_only} does not exist")
         cfg.load_from = args.eval_only
         check_data_roots(cfg, loaders=("test_dataloader",))
-        if not args.init_method:
+        if not args.init_name:
             init = _read_init(os.path.join(os.path.dirname(os.path.abspath(args.eval_only)), INIT_FILE)) or init
         cfg.asl_init = init
         return cfg
     resume_from = None
-    if args.resume_from:
-        if not os.path.isfile(args.resume_from):
-            raise UserError(f"checkpoint {args.resume_from} does not exist")
-        resume_from = args.resume_from
+    if args.resume not in (None, "auto"):
+        if not os.path.isfile(args.resume):
+            raise UserError(f"checkpoint {args.resume} does not exist")
+        resume_from = args.resume
     elif args.resume:
         resume_from = find_latest_checkpoint(cfg.work_dir) if os.path.isdir(cfg.work_dir) else None
         if resume_from is None:
@@ -279,7 +274,7 @@ def prepare(args) -> Config:
             raise UserError(f"pretrained weights {pretrained} do not exist: convert a pretraining checkpoint with "
                             "tools/convert_ckpt.py SRC --to mmseg -o FILE, or leave --pretrained out for random "
                             "initialisation")
-        init = {"method": args.init_method or _pretraining_method(pretrained) or "pretrained",
+        init = {"method": args.init_name or _pretraining_method(pretrained) or "pretrained",
                 "checkpoint": os.path.abspath(pretrained)}
     check_data_roots(cfg)
     cfg.asl_init = init
@@ -379,4 +374,5 @@ def run(args) -> dict:
     return record
 
 
-__all__ = ["SegRunner", "build_parser", "configure_amp", "load_config", "prepare", "run", "write_metrics"]
+__all__ = ["SegRunner", "build_parser", "configure_amp", "load_config", "parse_args", "prepare", "run",
+           "write_metrics"]

@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+from det_helpers import CONFIGS
 from detectron2.config import instantiate
 from detectron2.modeling import ViT
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
@@ -10,7 +11,6 @@ from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from asl.cli import UserError
 from asl.models import ARCHS
 from asl.optim import no_weight_decay
-from det_helpers import CONFIGS
 from transfer.detection.data import prepare_datasets
 from transfer.detection.engine import build_model_and_optimizer, load_config
 

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+from det_helpers import CONFIGS
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -11,8 +12,6 @@ from asl.cli import UserError
 from asl.data.toy import write_toy_scenes
 from transfer.detection import data
 from transfer.detection.engine import load_config
-
-from det_helpers import CONFIGS
 
 VITB = os.path.join(CONFIGS, "coco_vitb.py")
 TOY = os.path.join(CONFIGS, "coco_toy.py")

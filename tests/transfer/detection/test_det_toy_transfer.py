@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from det_helpers import CONFIGS, REPO
 
 pytestmark = pytest.mark.slow

@@ -3,19 +3,21 @@ strict, accounted loading of converted weights; metrics.json; resuming at the ri
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
+from det_helpers import CONFIGS, FAST, REPO, TINY, load_tool
 from detectron2.config import instantiate
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import HookBase
 
+from asl.checkpoint import read_checkpoint, save_atomic
 from asl.cli import UserError
 from asl.convert import TARGET_INIT, unmatched_target_keys
-from asl.checkpoint import read_checkpoint, save_atomic
-from det_helpers import CONFIGS, FAST, REPO, TINY, load_tool
+from asl.engine.runtime import Preempted
 from transfer.detection import engine
 from transfer.detection.checkpoint import StrictDetectionCheckpointer
 from transfer.detection.data import ResumableTrainingSampler, register_datasets
@@ -196,3 +198,80 @@ def test_command_line_forms():
     assert tool.parse_args([]).config_file.endswith("coco_toy.py")
     with pytest.raises(UserError, match="two configs"):
         tool.parse_args(["--config-file", TOY, TOY])
+
+
+class Signal(HookBase):
+    """Sends this process `signum` before iteration `at` starts, as SLURM would before a time limit."""
+
+    def __init__(self, at, signum):
+        self.at, self.signum = at, signum
+
+    def before_step(self):
+        if self.trainer.iter == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_a_stop_signal_saves_the_iteration_and_raises_preempted(small_root, tmp_path):
+    register_datasets(str(small_root))
+    cfg = engine.load_config(TOY, [*TINY, *FAST, "train.max_iter=5", "train.checkpointer.period=100",
+                                   f"train.output_dir={tmp_path}"])
+    engine.resolve_device(cfg)
+    del cfg.dataloader.evaluator
+    with pytest.raises(Preempted, match=r"SIGUSR1 received: saved iteration 2 .*continue with --resume"):
+        engine.do_train(cfg, extra_hooks=[Signal(2, signal.SIGUSR1)])
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # the handler is removed after the run
+    record = Record()
+    engine.do_train(cfg, resume=True, extra_hooks=[record])
+    assert record.iterations == [3, 4]
+
+
+def test_a_new_run_into_a_used_output_dir_is_refused(small_root, tmp_path, capsys):
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    (tmp_path / "model_0000001.pth").write_bytes(b"earlier run")
+    tool = load_tool("train_det")
+    with pytest.raises(SystemExit) as stop:
+        tool.main([TOY, "--output-dir", str(tmp_path), "--data-root", str(small_root), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith("error: ") and "--resume" in err and "--force" in err
+    assert (tmp_path / "model_0000001.pth").read_bytes() == b"earlier run"
+
+
+def test_an_external_launch_with_num_gpus_is_refused(monkeypatch, small_root, tmp_path, capsys):
+    for key, value in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT="29999").items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as stop:
+        load_tool("train_det").main([TOY, "--num-gpus", "2", "--output-dir", str(tmp_path), *FAST])
+    assert stop.value.code == 2 and "leave out --num-gpus" in capsys.readouterr().err
+
+
+def test_rle_masks_train_through_the_tool(small_root, tmp_path):
+    """A COCO export with RLE masks (counts as strings and as lists): the train mapper switches to bitmask instead
+    of dying in a loader worker with "Cannot create polygons"."""
+    import shutil
+
+    from pycocotools import mask as mask_util
+
+    root = tmp_path / "rle"
+    shutil.copytree(small_root / "toy_scenes", root / "toy_scenes")
+    ann_file = root / "toy_scenes" / "coco" / "annotations" / "instances_train.json"
+    data = json.loads(ann_file.read_text())
+    heights = {img["id"]: (img["height"], img["width"]) for img in data["images"]}
+    for i, ann in enumerate(data["annotations"]):
+        h, w = heights[ann["image_id"]]
+        rle = mask_util.merge(mask_util.frPyObjects(ann["segmentation"], h, w))
+        if i % 2:  # compressed counts, as pycocotools writes them
+            ann["segmentation"] = {"size": [h, w], "counts": rle["counts"].decode()}
+        else:  # uncompressed counts, as some exporters write them
+            binary = mask_util.decode(rle).flatten(order="F")
+            changes = [0, *(j for j in range(1, binary.size) if binary[j] != binary[j - 1]), binary.size]
+            counts = [b - a for a, b in zip(changes, changes[1:])]
+            ann["segmentation"] = {"size": [h, w], "counts": ([0] if binary[0] else []) + counts}
+    ann_file.write_text(json.dumps(data))
+    load_tool("train_det").main([TOY, "--data-root", str(root), "--output-dir", str(tmp_path / "run"), *TINY,
+                                 *FAST, "train.eval_period=100"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["iterations"] == 2 and "box_AP" in metrics["metrics"]
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "instance_mask_format: bitmask" in saved

@@ -11,7 +11,7 @@ from mmseg.models.backbones import MAE  # noqa: E402
 
 from transfer.segmentation.models import StrictMAE  # noqa: E402
 
-from .conftest import TINY_ENCODER, make_pretrain_checkpoint  # noqa: E402
+from .conftest import make_pretrain_checkpoint  # noqa: E402
 
 MMSEG_TINY = dict(img_size=128, patch_size=16, embed_dims=32, num_layers=4, num_heads=2, init_values=1.0,
                   out_indices=[0, 1, 2, 3], norm_cfg=dict(type="LN", eps=1e-6))

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch
 pytest.importorskip("mmcv")
 from transfer.segmentation import train as seg_train  # noqa: E402
 from transfer.segmentation.checkpoint import safe_torch_load  # noqa: E402
+from transfer.segmentation.hooks import StopOnSignalHook  # noqa: E402
 
 from .conftest import REPO, TINY_CONFIG  # noqa: E402
 
@@ -44,7 +46,7 @@ def state_dict(path):
 
 def test_train_from_converted_weights_then_resume_an_interrupted_run_exactly(tmp_path, toy_root, tiny_ckpts):
     _, mmseg_file, _ = tiny_ckpts
-    ade = ["--data-root", toy_root / "ade"]
+    ade = ["--data-path", toy_root / "ade"]
     run = tmp_path / "run"
     run_tool(TINY_CONFIG, *ade, "--work-dir", run, "--pretrained", mmseg_file, "--init-method", "asl",
              "train_cfg.max_iters=4")  # checkpoints at 2 and 4, validation at 4
@@ -91,27 +93,27 @@ def test_train_from_converted_weights_then_resume_an_interrupted_run_exactly(tmp
 
 
 def test_eval_only_refuses_a_backbone_only_file(capsys, tmp_path, toy_root, tiny_ckpts):
-    message = user_error(capsys, TINY_CONFIG, "--work-dir", tmp_path, "--data-root", toy_root / "ade",
+    message = user_error(capsys, TINY_CONFIG, "--work-dir", tmp_path, "--data-path", toy_root / "ade",
                          "--eval-only", tiny_ckpts[1])
     assert "does not fit the config's model" in message and "--pretrained" in message
 
 
 def test_init_method_is_read_from_a_pretraining_checkpoint(tiny_ckpts, toy_root, tmp_path):
     args = seg_train.build_parser().parse_intermixed_args(
-        [TINY_CONFIG, "--pretrained", str(tiny_ckpts[0]), "--data-root", str(toy_root / "ade"),
+        [TINY_CONFIG, "--pretrained", str(tiny_ckpts[0]), "--data-path", str(toy_root / "ade"),
          "--work-dir", str(tmp_path)])
     cfg = seg_train.prepare(args)
     assert cfg.asl_init["method"] == "asl" and cfg.model.backbone.init_cfg.checkpoint == str(tiny_ckpts[0])
-    args.pretrained = str(tiny_ckpts[1])  # converted file: no record of the method
+    args.init = str(tiny_ckpts[1])  # converted file: no record of the method
     assert seg_train.prepare(args).asl_init["method"] == "pretrained"
-    args.pretrained = None
+    args.init = None
     assert seg_train.prepare(args).asl_init == {"method": "random", "checkpoint": None}
 
 
 def test_a_new_iteration_budget_moves_the_schedule(toy_root, tmp_path):
     for override in ("train_cfg.max_iters=300", "max_iters=300"):
         args = seg_train.build_parser().parse_intermixed_args(
-            [TOY, override, "--data-root", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
+            [TOY, override, "--data-path", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
         cfg = seg_train.prepare(args)
         assert cfg.train_cfg.max_iters == 300 and cfg.train_cfg.val_interval == 300
         assert [s.end for s in cfg.param_scheduler] == [50, 300]
@@ -121,7 +123,7 @@ def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, tmp_path, toy_ro
     monkeypatch.setenv("ASL_DATASETS", str(tmp_path / "empty"))
     message = user_error(capsys, VITB, "--work-dir", tmp_path / "w")
     assert "ADEChallengeData2016/images/training does not exist" in message and "download" in message
-    ade = ["--data-root", toy_root / "ade", "--work-dir", tmp_path / "w"]
+    ade = ["--data-path", toy_root / "ade", "--work-dir", tmp_path / "w"]
     assert "do not exist" in user_error(capsys, TINY_CONFIG, *ade, "--pretrained", tmp_path / "none.pth")
     assert "config" in user_error(capsys, tmp_path / "nope.py")
     assert "not key=value" in user_error(capsys, TINY_CONFIG, *ade, "max_iters")
@@ -135,7 +137,7 @@ def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, tmp_path, toy_ro
 
 def test_wrong_weights_stop_the_tool_before_training(capsys, tmp_path, toy_root):
     torch.save({"model": {"head.weight": torch.zeros(2)}}, tmp_path / "notvit.pth")
-    message = user_error(capsys, TINY_CONFIG, "--data-root", toy_root / "ade", "--work-dir", tmp_path / "w",
+    message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--work-dir", tmp_path / "w",
                          "--pretrained", tmp_path / "notvit.pth")
     assert "not a ViT checkpoint" in message
     assert not (tmp_path / "w" / "log.jsonl").exists()
@@ -156,3 +158,39 @@ def test_missing_toy_scenes_are_generated(monkeypatch, tmp_path):
     cfg = seg_train.load_config(TOY)
     seg_train.check_data_roots(cfg)
     assert calls == [str(tmp_path / "toy_scenes")]
+
+
+def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_weights(monkeypatch, tmp_path, toy_root):
+    ade = ["--data-path", toy_root / "ade"]
+    run_tool(TINY_CONFIG, *ade, "--work-dir", tmp_path / "whole", "train_cfg.max_iters=4")
+    original = StopOnSignalHook.after_train_iter
+
+    def signal_after_iteration_1(self, runner, *args, **kwargs):
+        if runner.iter + 1 == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, runner, *args, **kwargs)
+
+    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", signal_after_iteration_1)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(SystemExit) as stop:
+        run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "train_cfg.max_iters=4")
+    assert stop.value.code == 75
+    assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_1.pth")
+    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", original)
+    run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "--resume", "train_cfg.max_iters=4")
+    whole, resumed = state_dict(tmp_path / "whole" / "iter_4.pth"), state_dict(stopped / "iter_4.pth")
+    for key in whole:
+        assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
+
+
+def test_used_work_dir_and_changed_resume_are_refused(capsys, tmp_path, toy_root):
+    ade = ["--data-path", toy_root / "ade"]
+    run = tmp_path / "run"
+    run_tool(TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
+    before = (run / "iter_2.pth").read_bytes()
+    message = user_error(capsys, TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
+    assert "already holds a run" in message and "--resume" in message and "--force" in message
+    assert (run / "iter_2.pth").read_bytes() == before
+    message = user_error(capsys, TINY_CONFIG, *ade, "--work-dir", run, "--resume", "train_cfg.max_iters=2",
+                         "optim_wrapper.optimizer.lr=0.5")
+    assert "optim_wrapper.optimizer.lr" in message
