@@ -1,7 +1,7 @@
 """ASL: self-supervised representation learning from arbitrary scenarios.
 
 The heavy stack (torch, detectron2, mmcv, mmseg) is installed by `make install` (tools/install.sh), because
-detectron2 and mmcv need workarounds pip cannot express; see README.md.
+detectron2 and mmcv need workarounds pip cannot express; see docs/install.md.
 """
 from setuptools import find_packages, setup
 

@@ -1,6 +1,7 @@
-"""Command-line conventions shared by every tool (CONVENTIONS.md): user mistakes end with a one-line
+"""Command-line conventions shared by every tool (docs/conventions.md): user mistakes end with a one-line
 `error: ...` on stderr and exit status 2; `--debug` or ASL_DEBUG=1 shows the traceback instead."""
 import argparse
+import difflib
 import functools
 import os
 import sys
@@ -80,3 +81,9 @@ def apply_data_root(root: str):
     """--data-root: the dataset root for this process and the ones it starts."""
     if root:
         os.environ["ASL_DATASETS"] = os.path.abspath(root)
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """' (did you mean 'x'?)' for the closest candidate, '' when none is close."""
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,7 +7,7 @@ import json
 import os
 import runpy
 
-from .cli import UserError
+from .cli import UserError, did_you_mean
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -51,10 +51,12 @@ def apply_overrides(cfg: dict, overrides) -> dict:
         node, parts = cfg, key.split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
-                raise UserError(f"unknown config key {key!r} (no section {part!r})")
+                sections = [k for k, v in node.items() if isinstance(v, dict)]
+                raise UserError(f"unknown config key {key!r}: no section {part!r}{did_you_mean(part, sections)}")
             node = node[part]
         if parts[-1] not in node:
-            raise UserError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(node))}")
+            raise UserError(f"unknown config key {key!r}{did_you_mean(parts[-1], node)}; known keys here: "
+                            f"{', '.join(sorted(node))}")
         node[parts[-1]] = _parse_value(value)
     return cfg
 

@@ -1,4 +1,5 @@
-"""Pretraining losses (DESIGN.md §2.4-2.5): MAE's masked MSE and ASL's patch-level contrastive loss.
+"""Pretraining losses (docs/design.md, Patch-level contrastive loss and L_SEM): MAE's masked MSE and ASL's
+patch-level contrastive loss.
 
 Patch-level contrastive loss (appendix Eq. 3): every masked patch is its own class. For a prediction p_i with
 target t_i and the set B of masked-patch targets of the local batch,

@@ -1,4 +1,4 @@
-"""The results table: every number read from a stage's metrics.json (CONVENTIONS.md), none typed in.
+"""The results table: every number read from a stage's metrics.json (docs/conventions.md), none typed in.
 Rows are initialisations (ASL, MAE, random, ...), columns the transfer metrics; written as Markdown, JSON and a
 PNG bar chart."""
 import json

@@ -1,12 +1,13 @@
-# ADE20K semantic segmentation, UperNet on a ViT-B/16 encoder: the seed's recipe (DESIGN.md §3; MAE's / BEiT's
-# mmseg setting): AdamW, layer-wise lr decay 0.65, batch 16, 512x512 crops, 100 epochs, AMP, sliding-window test.
+# ADE20K semantic segmentation, UperNet on a ViT-B/16 encoder: the paper's recipe (docs/design.md, Recipes; lr,
+# wd, warmup, poly decay and drop path are MAE's / BEiT's mmseg setting): AdamW, layer-wise lr decay 0.65,
+# batch 16, 512x512 crops, 100 epochs, AMP, sliding-window test.
 #
 #   python tools/convert_ckpt.py work_dirs/pretrain/vitb_coco_asl_800ep/checkpoints/last.pth --to mmseg \
 #       --img-size 512 -o work_dirs/weights/vitb_asl_mmseg.pth
 #   torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py \
-#       --pretrained work_dirs/weights/vitb_asl_mmseg.pth --launcher pytorch
+#       --init work_dirs/weights/vitb_asl_mmseg.pth
 #
-# Reference: MAE ViT-B + UperNet, 48.1 mIoU (single scale); the seed reports ASL 49.7 / MAE 47.8 after
+# Reference: MAE ViT-B + UperNet, 48.1 mIoU (single scale); the paper reports ASL 49.7 / MAE 47.8 after
 # OpenImages pretraining.
 _base_ = ["./segmentation/base_upernet_mae.py"]
 

@@ -1,9 +1,9 @@
 # Toy ViTDet Mask R-CNN: the coco_vitb.py recipe shrunk to the 128 px toy scenes and a few minutes of a 2-core CPU.
 # Encoder = the toy pretraining encoder (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16, 128 px, cls slot in
 # pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. Pyramid and heads
-# are slimmed to 64 channels and anchors made small, as the calibration in shared STACK.md found workable
-# (256-channel heads cost ~10x per step). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
-#   python tools/train_det.py configs/coco_toy.py train.init_checkpoint=toy_asl_d2.pth --init-method asl
+# are slimmed to 64 channels and anchors made small, as the toy calibration found workable (docs/design.md,
+# Toy scenes; 256-channel heads cost ~10x per step). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
+#   python tools/train_det.py configs/coco_toy.py --init toy_asl_d2.pth --init-name asl
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.solver import WarmupParamScheduler

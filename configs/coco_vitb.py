@@ -1,4 +1,5 @@
-# ViTDet Mask R-CNN, ViT-B/16, COCO train2017 -> val2017, with the seed's recipe (DESIGN.md §3):
+# ViTDet Mask R-CNN, ViT-B/16, COCO train2017 -> val2017, with the paper's recipe (docs/design.md, Recipes; the
+# 1024 px input and layer decay 0.7 are ViTDet's, not the paper's):
 # LSJ 1024 (scale 0.1-2.0), batch 64, 100 epochs, AdamW (0.9, 0.999), lr 8e-5, wd 0.1, half-period cosine with a
 # 0.25-epoch linear warmup, drop path 0.1, layer decay 0.7 through asl.optim's rule, AMP.
 # A detectron2 LazyConfig: python tools/train_det.py configs/coco_vitb.py --num-gpus 8 \

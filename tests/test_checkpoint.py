@@ -38,7 +38,7 @@ def user_error(path_or_fn):
 def test_save_atomic_writes_whole_files_only(tmp_path):
     path = tmp_path / "sub" / "ckpt.pth"
     save_atomic({"a": torch.arange(3)}, path)
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # torch: AttributeError for a local lambda
         save_atomic({"a": lambda: 0}, path)  # unpicklable: the old file must survive untouched
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.arange(3))
     assert os.listdir(path.parent) == ["ckpt.pth"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the whole stack into .venv/ (idempotent). Built wheels (mmcv with ops, the detectron2 re-pack)
 # are cached in $ASL_WHEEL_CACHE (default ~/.cache/asl-toolkit/wheels) so a fresh clone never rebuilds.
-# Why each workaround is needed: README.md "How detectron2 and mmcv are installed".
+# Why each workaround is needed: docs/install.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ASL_VENV:-.venv}

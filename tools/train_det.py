@@ -4,7 +4,7 @@
 Examples:
     python tools/train_det.py                                  # toy config on the toy scenes (generated), CPU
     python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to detectron2 -o toy_asl_d2.pth
-    python tools/train_det.py configs/coco_toy.py train.init_checkpoint=toy_asl_d2.pth --init-method asl
+    python tools/train_det.py configs/coco_toy.py --init toy_asl_d2.pth --init-name asl
     python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --data-root /data \\
         train.init_checkpoint=work_dirs/weights/asl_vitb_d2.pth
     python tools/train_det.py --config-file configs/coco_vitb.py --num-gpus 8 --resume          # after a crash

@@ -3,9 +3,9 @@
 scenes. Run with --help for examples; the work is done in transfer/segmentation/train.py.
 
 Examples:
-    python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained toy_asl_mmseg.pth
+    python tools/train_seg.py configs/segmentation/toy_upernet.py --init toy_asl_mmseg.pth
     python tools/train_seg.py configs/segmentation/toy_upernet.py --resume
-    torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --pretrained vitb_mmseg.pth
+    torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_mmseg.pth
 """
 import os
 import sys

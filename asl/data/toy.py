@@ -1,4 +1,4 @@
-"""Deterministic toy scenes: the embedded default dataset (DESIGN.md §5).
+"""Deterministic toy scenes: the embedded default dataset (docs/design.md, Toy scenes).
 
 Each scene is an RGB image with 1-6 objects of four shape classes on a textured, gradient or noise background.
 Objects are painted in order, so later objects occlude earlier ones; every instance mask is the *visible* part

@@ -1,6 +1,6 @@
 """Pretraining augmentations: MAE's (RandomResizedCrop scale 0.2-1, bicubic, flip) and the CIFAR recipe
 (random crop with padding 4 + flip at 32 px). Global colour augmentations are deliberately absent: they hurt
-MAE (seed appendix Table 5); ASL augments in feature space instead."""
+MAE (the paper's appendix, Table 5); ASL augments in feature space instead."""
 from torchvision import transforms as T
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

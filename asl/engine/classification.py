@@ -20,7 +20,7 @@ from ..cli import UserError, add_run_options, apply_data_root, dataset_root, nor
 from ..data.classification import build_classification_data, eval_transform
 from ..data.images import ResumableSampler, SeededSamples
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..models import build_encoder
+from ..models import ARCHS, build_encoder
 from ..models.classifier import ViTClassifier
 from ..models.vit import ViTEncoder
 from ..optim import param_groups
@@ -142,6 +142,8 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None, f
 def _train(session: Session, cfg: dict, mode: str) -> dict:
     rank, world_size, device = session.rank, session.world_size, session.device
     mcfg, dcfg, ocfg, rt = cfg["model"], cfg["data"], cfg["optim"], cfg["runtime"]
+    if not mcfg.get("init") and mcfg["arch"] not in ARCHS:  # before any data is listed
+        raise UserError(f"model.arch {mcfg['arch']!r} is unknown; known: {', '.join(ARCHS)}")
     cached = mode == "linprobe" and dcfg.get("cache_features")
     val_tf = eval_transform(mcfg["img_size"])
     train_set, val_set, classes, ds_name = build_classification_data(

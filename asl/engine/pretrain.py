@@ -62,6 +62,11 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = Fals
 def _train(session: Session, cfg: dict) -> dict:
     rank, world_size, device, main = session.rank, session.world_size, session.device, session.main
     rt, opt_cfg, mcfg = cfg["runtime"], cfg["optim"], cfg["model"]
+    model_kwargs = {k: v for k, v in mcfg.items() if k not in ("arch", "img_size", "method")}
+    try:  # before any data is listed: a bad arch / method / loss is a one-line error at once
+        model = build_pretrain_model(mcfg["arch"], mcfg["img_size"], mcfg["method"], **model_kwargs).to(device)
+    except (KeyError, ValueError, TypeError) as err:
+        raise UserError(f"model config: {err.args[0]}") from None
     dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], rank)
     batch, accum = opt_cfg["batch_size"], opt_cfg["accum_iter"]
     sampler = ResumableSampler(len(dataset), rt["seed"], rank, world_size)
@@ -76,8 +81,6 @@ def _train(session: Session, cfg: dict) -> dict:
     eff_batch = batch * accum * world_size
     base_lr = opt_cfg["lr"] or opt_cfg["blr"] * eff_batch / 256
 
-    model_kwargs = {k: v for k, v in mcfg.items() if k not in ("arch", "img_size", "method")}
-    model = build_pretrain_model(mcfg["arch"], mcfg["img_size"], mcfg["method"], **model_kwargs).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
                                   betas=tuple(opt_cfg["betas"]))
     step, epoch, micro_in_epoch, last_loss = 0, 0, 0, None

@@ -78,11 +78,13 @@ def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main
     """A new run never writes over another run's checkpoint: `holds_run` (the directory has one) without
     `resume` or `force` is refused, naming both flags. A new run (forced, or into a directory without a
     checkpoint) first removes the `run_files` an earlier run left, so no record mixes two runs."""
+    if force and resume:
+        raise UserError("--force starts over and --resume continues: give one of them")
     if holds_run and not force and not resume:
         raise UserError(f"{run_dir} already holds a run (a checkpoint); continue it with {resume_flag}, or start "
                         "over with --force (deletes its checkpoints and logs)")
-    if not main or not os.path.isdir(run_dir):
-        return
+    if (holds_run and resume and not force) or not main or not os.path.isdir(run_dir):
+        return  # a resumed run keeps its files
     for name in run_files:
         for target in glob.glob(os.path.join(run_dir, name)):
             if os.path.isdir(target):
@@ -180,6 +182,8 @@ class Session:
     def _claim_run_dir(self, resume, force):
         """The checkpoint to resume from (None: a new run); a resume refuses a changed config or process count."""
         last = self.path("checkpoints", "last.pth")
+        if force and resume:
+            raise UserError("--force starts over and --resume continues: give one of them")
         if resume and resume != "auto" and not os.path.isfile(resume):
             raise UserError(f"checkpoint to resume from {resume!r} does not exist")
         path = resume if resume and resume != "auto" else (last if resume == "auto" and os.path.exists(last)

@@ -1,6 +1,6 @@
-"""The patch-level feature enhancement layer of ASL (DESIGN.md §2.2): one Transformer layer after the encoder
-whose dropout, active in training, is a stochastic augmentation in feature space. It replaces the global
-image-level augmentations (colour jitter, blur, ...) that hurt MAE."""
+"""The patch-level feature enhancement layer of ASL (docs/design.md, Feature enhancement): one Transformer layer
+after the encoder whose dropout, active in training, is a stochastic augmentation in feature space. It replaces the
+global image-level augmentations (colour jitter, blur, ...) that hurt MAE."""
 import torch.nn as nn
 from timm.models.vision_transformer import Block
 

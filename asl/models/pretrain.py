@@ -1,8 +1,8 @@
-"""ASL and MAE pretraining models (DESIGN.md §2).
+"""ASL and MAE pretraining models (docs/design.md, The method).
 
 ASL: the encoder runs once on the visible patches giving h; the enhancement layer gives h' = T(h); the shared
 decoder predicts the masked pixels from both. `decode_mode="batched"` decodes [h; h'] as one 2B batch (the
-seed's single pass); `"sequential"` decodes h then h' (same math, two smaller passes). Losses: the patch-level
+paper's single pass); `"sequential"` decodes h then h' (same math, two smaller passes). Losses: the patch-level
 contrastive loss on each branch (averaged) plus `sem_weight` × L_SEM, the same loss between the enhanced
 branch's predictions and the plain branch's (stop-gradient) predictions.
 MAE: the same model with no enhancement layer, one branch and the masked MSE, so the comparison is fair.

@@ -1,4 +1,4 @@
-# End-to-end fine-tuning (MAE's protocol, DESIGN.md §3): global pooling + fc_norm, AdamW betas (0.9, 0.999),
+# End-to-end fine-tuning (MAE's protocol, docs/design.md, Recipes): global pooling + fc_norm, AdamW (0.9, 0.999),
 # blr 1e-3 (lr = blr x batch / 256), wd 0.05, layer-wise lr decay 0.75 (asl.optim's rule), batch 1024
 # (= 32 per GPU x 32 GPUs, or accum_iter), cosine with 5 warmup epochs, 100 epochs, RandAug(9, 0.5),
 # random erasing 0.25, label smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1.

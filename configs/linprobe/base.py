@@ -1,5 +1,5 @@
-# Linear probing (MAE's protocol, DESIGN.md §3): frozen encoder, cls token, BatchNorm without affine + linear head
-# (trunc-normal std 0.01), LARS momentum 0.9, wd 0, blr 0.1 (lr = blr x batch / 256), batch 16384
+# Linear probing (MAE's protocol, docs/design.md, Recipes): frozen encoder, cls token, BatchNorm without affine +
+# linear head (trunc-normal std 0.01), LARS momentum 0.9, wd 0, blr 0.1 (lr = blr x batch / 256), batch 16384
 # (= 512 per GPU x 32 GPUs, or accum_iter), cosine with 10 warmup epochs, 90 epochs, RandomResizedCrop + flip.
 cfg = dict(
     model=dict(arch="vit_base_patch16", img_size=224, init=None, init_name=None, pool="cls", drop_path=0.0,

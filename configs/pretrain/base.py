@@ -1,5 +1,5 @@
-# Pretraining defaults: ViT-B/16 ASL at 224 px with the large-scale recipe of the seed (DESIGN.md §3).
-# Every [ours] choice of DESIGN.md §2 is a key here, so an ablation flips it with an override.
+# Pretraining defaults: ViT-B/16 ASL at 224 px with the paper's large-scale recipe (docs/design.md, Recipes).
+# Every [ours] choice of docs/design.md, The method, is a key here, so an ablation flips it with an override.
 cfg = dict(
     model=dict(
         arch="vit_base_patch16", img_size=224, method="asl",  # asl | mae

@@ -17,7 +17,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 
 # Encoder weights: init_cfg=dict(type="Pretrained", checkpoint=PATH) with a file from
-# `tools/convert_ckpt.py --to mmseg` (or any checkpoint asl.checkpoint reads); tools/train_seg.py --pretrained PATH
+# `tools/convert_ckpt.py --to mmseg` (or any checkpoint asl.checkpoint reads); tools/train_seg.py --init PATH
 # sets it. checkpoint=None: random initialisation.
 model = dict(
     backbone=dict(
@@ -44,5 +44,5 @@ custom_hooks = [dict(type="JsonLinesHook")]
 vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
 visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends, name="visualizer")
 randomness = dict(seed=0)
-# name of the encoder and dataset for metrics.json (CONVENTIONS.md)
+# name of the encoder and dataset for metrics.json (docs/conventions.md)
 run_info = dict(model="vit_base_patch16", dataset="ade20k")

@@ -1,9 +1,10 @@
 # Toy UperNet: the ADE20K recipe shrunk to the toy scenes (128 px, 5 classes with background) and a tiny ViT
 # (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16: the encoder of configs/pretrain/toy_asl.py), a few
-# minutes on a 2-core CPU. Sizes and lr from the calibration in STACK.md and docs/segmentation.md.
+# minutes on a 2-core CPU. Sizes and lr from the toy calibration (docs/design.md, Toy scenes) and
+# docs/segmentation.md.
 #
 #   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
-#   python tools/train_seg.py configs/segmentation/toy_upernet.py --pretrained /tmp/toy_asl_mmseg.pth
+#   python tools/train_seg.py configs/segmentation/toy_upernet.py --init /tmp/toy_asl_mmseg.pth
 #   python tools/train_seg.py configs/segmentation/toy_upernet.py            # random initialisation
 _base_ = ["./base_upernet_mae.py"]
 

@@ -1,7 +1,7 @@
 """Training and evaluation of a detectron2 LazyConfig, as detectron2's `tools/lazyconfig_train_net.py` does it,
 plus this project's conventions: strict checkpoint loading, the optimizer built from the shared layer-decay rule
 before DDP wraps the model, `log.jsonl` + tensorboard + progress with ETA, and `metrics.json` for the results
-table (CONVENTIONS.md). `tools/train_det.py` is the command line around it.
+table (docs/conventions.md). `tools/train_det.py` is the command line around it.
 """
 import inspect
 import json
@@ -20,7 +20,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from asl.cli import UserError
+from asl.cli import UserError, did_you_mean
 from asl.engine.launch import device_for, join_group
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
@@ -69,9 +69,9 @@ def check_override_key(cfg, key: str):
         if last and isinstance(node, DictConfig) and "_target_" in node and _accepts(node._target_, part):
             return
         where = ".".join(parts[:i]) or "the config"
-        known = ", ".join(sorted(k for k in node.keys() if k != "_target_")) if isinstance(node, DictConfig) else ""
-        raise UserError(f"unknown config key {key!r}: {where} has no {part!r}" + (f" (it has {known})" if known
-                                                                                  else ""))
+        names = sorted(k for k in node.keys() if k != "_target_") if isinstance(node, DictConfig) else []
+        raise UserError(f"unknown config key {key!r}: {where} has no {part!r}{did_you_mean(part, names)}"
+                        + (f" (it has {', '.join(names)})" if names else ""))
 
 
 def _accepts(target, name: str) -> bool:
@@ -167,7 +167,7 @@ def do_test(cfg, model):
 def flatten_metrics(results: dict):
     """COCOEvaluator results -> (metrics {box_AP, box_AP50, ..., mask_AP, ...}, per-category {box: {...}},
     notes). detectron2 reports NaN in two cases: the model made no detections at all (every AP is NaN: reported
-    as 0, as CONVENTIONS.md asks), or the ground truth has no object of a size range or category (APl on 128 px
+    as 0, as docs/conventions.md asks), or the ground truth has no object of a size range or category (APl on 128 px
     toy scenes: left out, since no number is right there). Both are named in the notes."""
     metrics, per_category, notes = {}, {}, []
     for task, prefix in TASKS.items():
@@ -232,7 +232,7 @@ def init_info(checkpointer, init_checkpoint: str, method: str = None) -> dict:
 # ---------------------------------------------------------------------------------------------------- training
 def writers(output_dir: str, max_iter: int):
     """detectron2's default writers, except that the per-step JSON goes to log.jsonl (metrics.json is the final
-    results file of CONVENTIONS.md) and tensorboard events to tensorboard/."""
+    results file of docs/conventions.md) and tensorboard events to tensorboard/."""
     os.makedirs(output_dir, exist_ok=True)
     return [CommonMetricPrinter(max_iter), JSONWriter(os.path.join(output_dir, "log.jsonl")),
             TensorboardXWriter(os.path.join(output_dir, "tensorboard"))]
@@ -267,7 +267,8 @@ class StopEarly(HookBase):
     iteration."""
 
     def __init__(self, minutes, checkpointer, signals: StopSignals):
-        self.seconds, self.checkpointer, self.signals = (minutes or 0) * 60, checkpointer, signals
+        self.seconds = None if minutes is None else minutes * 60
+        self.checkpointer, self.signals = checkpointer, signals
 
     def before_train(self):
         self.start = time.perf_counter()
@@ -276,7 +277,7 @@ class StopEarly(HookBase):
         if self.trainer.iter + 1 >= self.trainer.max_iter:
             return
         reason = self.signals.received or (
-            "time limit" if self.seconds and time.perf_counter() - self.start > self.seconds else None)
+            "time limit" if self.seconds is not None and time.perf_counter() - self.start > self.seconds else None)
         if comm.get_world_size() > 1:
             reason = next((r for r in comm.all_gather(reason) if r), None)
         if reason:

@@ -1,11 +1,12 @@
 """Datasets of the mmseg adapter: ADE20K (mmseg's own `ADE20KDataset`, standard layout under a root) and the
 toy scenes (`ToyScenesDataset`), plus the checks a tool runs before training: every dataset root exists and holds
-images, and the toy scenes are generated when absent (CONVENTIONS.md: every tool runs with no dataset).
+images, and the toy scenes are generated when absent (docs/conventions.md: every tool runs with no dataset).
 
 ADE20K: $ASL_DATASETS/ADEChallengeData2016/{images,annotations}/{training,validation}, 150 classes, label 0
 ("other") becomes 255 (reduce_zero_label=True). Toy scenes: $ASL_DATASETS/toy_scenes/ade/..., the same layout with
 .png images; 0 = background is a real class (reduce_zero_label=False), 1..4 = disc, square, triangle, ring.
 """
+import inspect
 import os
 import time
 
@@ -87,10 +88,36 @@ def check_data_roots(cfg, loaders=LOADERS, generate_toy=True):
                         "at an existing toy_scenes/ade folder")
             else:
                 hint = ("download ADEChallengeData2016.zip (http://data.csail.mit.edu/places/ADEchallenge/), unzip "
-                        "it under $ASL_DATASETS (default ./datasets), or give --data-root")
+                        "it under the dataset root (--data-root, $ASL_DATASETS, default ./datasets), or give the folder "
+                        "with --data-path")
             raise UserError(f"{loader}: the {what} folder {folder} does not exist: {hint}")
-        if not any(n.lower().endswith(_IMAGE_SUFFIXES) for n in os.listdir(img_dir)):
-            raise UserError(f"{loader}: {img_dir} holds no images (.jpg/.png)")
+        img_suffix, seg_suffix = _suffixes(ds)
+        names = os.listdir(img_dir)
+        images = [n for n in names if n.endswith(img_suffix)]
+        if not images:
+            found = sorted({os.path.splitext(n)[1] for n in names if n.lower().endswith(_IMAGE_SUFFIXES)})
+            raise UserError(f"{loader}: {img_dir} holds no {img_suffix} images" +
+                            (f" (it has {', '.join(found)}): set {loader}.dataset.img_suffix={found[0]}" if found
+                             else ": put the dataset's images there"))
+        labelled = [n for n in images if os.path.exists(os.path.join(seg_dir, n[:-len(img_suffix)] + seg_suffix))]
+        if not labelled:
+            raise UserError(f"{loader}: no image of {img_dir} has its label map in {seg_dir} (e.g. "
+                            f"{images[0][:-len(img_suffix)] + seg_suffix}); check the folders and "
+                            f"{loader}.dataset.seg_map_suffix")
+
+
+def _suffixes(ds):
+    """(img_suffix, seg_map_suffix) of a dataset config: its own, else its type's defaults."""
+    from mmseg.registry import DATASETS
+
+    cls = ds.get("type")
+    cls = DATASETS.get(cls) if isinstance(cls, str) else cls
+    defaults = {}
+    if cls is not None:
+        defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()
+                    if k in ("img_suffix", "seg_map_suffix")}
+    return ds.get("img_suffix", defaults.get("img_suffix", ".jpg")), ds.get("seg_map_suffix",
+                                                                           defaults.get("seg_map_suffix", ".png"))
 
 
 def set_data_root(cfg, root):

@@ -1,4 +1,4 @@
-"""`JsonLinesHook`: the run directory's `log.jsonl` (CONVENTIONS.md), one JSON object per logged training step and
+"""`JsonLinesHook`: the run directory's `log.jsonl` (docs/conventions.md), one JSON object per logged training step and
 per evaluation, beside mmengine's own logs; it also keeps the last evaluation's metrics for metrics.json."""
 import json
 import math
@@ -91,7 +91,8 @@ class StopOnSignalHook(Hook):
             reason = next((r for r in all_gather_object(reason) if r), None)
         if reason:
             name = f"iter_{runner.iter + 1}.pth"
-            runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True)
+            runner.save_checkpoint(runner.work_dir, name, save_optimizer=True, save_param_scheduler=True,
+                                   by_epoch=False)
             path = os.path.join(runner.work_dir, name)
             if is_main_process():
                 with open(os.path.join(runner.work_dir, "last_checkpoint"), "w") as f:

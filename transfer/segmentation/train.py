@@ -1,11 +1,12 @@
 """The body of tools/train_seg.py: an mmengine config + command-line options -> mmengine Runner -> training (or
-evaluation of a checkpoint) -> metrics.json in the run directory (CONVENTIONS.md).
+evaluation of a checkpoint) -> metrics.json in the run directory (docs/conventions.md).
 
 What this adds to mmseg's own tools/train.py: strict loading everywhere (encoder weights, --resume, --eval-only),
 AMP that falls back to fp32 on a CPU, clear errors for missing datasets / weights, the toy scenes generated when
 absent, and the results-table file.
 """
 import argparse
+import inspect
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from asl.checkpoint import read_checkpoint
-from asl.cli import UserError, add_run_options, apply_data_root, normalize_argv
+from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 
@@ -122,6 +123,51 @@ def _parse_overrides(tokens):
     return namespace.o
 
 
+def check_override_keys(cfg, options):
+    """An override must name a key of the config, or an argument that the registered `type` it lands in accepts
+    (mmengine's merge would silently add a misspelt key)."""
+    for key in options:
+        node, parts = cfg, key.split(".")
+        for i, part in enumerate(parts):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            mapping = isinstance(node, (dict, Config))
+            if mapping and part in node:
+                node = node[part]
+                continue
+            accepted = _type_arguments(node.get("type")) if mapping else set()
+            if i == len(parts) - 1 and (accepted is None or part in accepted):
+                break
+            names = sorted(set(node.keys()) | (accepted or set())) if mapping else []
+            where = ".".join(parts[:i]) or "the config"
+            raise UserError(f"unknown config key {key!r}: {where} has no {part!r}{did_you_mean(part, names)}")
+
+
+def _type_arguments(type_):
+    """The argument names of a registered `type` (a class or a registry name); None: it takes any (**kwargs) or
+    it cannot be found (then nothing is refused)."""
+    from mmseg import registry
+
+    if type_ is None:
+        return set()
+    if isinstance(type_, str):
+        found = None
+        for name in ("MODELS", "DATASETS", "TRANSFORMS", "OPTIMIZERS", "OPTIM_WRAPPERS", "PARAM_SCHEDULERS",
+                     "HOOKS", "METRICS", "LOOPS", "DATA_SAMPLERS", "VISUALIZERS", "LOG_PROCESSORS", "EVALUATOR"):
+            found = found or getattr(registry, name).get(type_)
+        if found is None:
+            return None
+        type_ = found
+    try:
+        params = inspect.signature(type_).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params) - {"self"}
+
+
 def load_config(path, options=None) -> Config:
     """The config file (with `options` merged); a missing or malformed file is a UserError."""
     if not os.path.isfile(path):
@@ -212,6 +258,7 @@ def prepare(args) -> Config:
     options.update(args.cfg_options or {})
     cfg = load_config(args.config)
     original_max_iters = cfg.get("max_iters")
+    check_override_keys(cfg, options)
     try:
         cfg.merge_from_dict(options)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -277,8 +324,24 @@ def prepare(args) -> Config:
         init = {"method": args.init_name or _pretraining_method(pretrained) or "pretrained",
                 "checkpoint": os.path.abspath(pretrained)}
     check_data_roots(cfg)
+    norms = _norm_types(cfg.model)
+    single = detect_launch().world_size == 1
+    if cfg.train_dataloader.get("batch_size", 2) < 2 and ("BN" in norms or ("SyncBN" in norms and single)):
+        raise UserError(f"train_dataloader.batch_size={cfg.train_dataloader.batch_size}: the heads' BatchNorm needs "
+                        "at least 2 images per process (or SyncBN over several processes); use 2 or more (the "
+                        "recipe: 2 per GPU on 8 GPUs)")
     cfg.asl_init = init
     return cfg
+
+
+def _norm_types(node) -> set:
+    """The `type`s of every norm_cfg in a model config."""
+    if isinstance(node, dict):
+        found = {node["norm_cfg"].get("type")} if isinstance(node.get("norm_cfg"), dict) else set()
+        return found.union(*(_norm_types(v) for v in node.values()))
+    if isinstance(node, (list, tuple)):
+        return set().union(*(_norm_types(v) for v in node))
+    return set()
 
 
 def refuse_changed_resume(cfg):
@@ -294,7 +357,7 @@ def _find_hook(runner, kind):
 
 
 def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
-    """metrics.json in the run directory (CONVENTIONS.md); returns the record."""
+    """metrics.json in the run directory (docs/conventions.md); returns the record."""
     info = cfg.get("run_info") or {}
     if eval_only:
         iters = (runner.loaded_meta or {}).get("iter", 0)

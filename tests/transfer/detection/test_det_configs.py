@@ -1,4 +1,4 @@
-"""The real COCO configs build on the CPU without COCO, with the seed's recipe and the shared layer-decay rule."""
+"""The real COCO configs build on the CPU without COCO, with the paper's recipe and the shared layer-decay rule."""
 import os
 
 import pytest

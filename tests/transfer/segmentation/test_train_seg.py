@@ -150,8 +150,9 @@ def test_missing_toy_scenes_are_generated(monkeypatch, tmp_path):
         calls.append(root)
         for sub in ("images/training", "annotations/training", "images/validation", "annotations/validation"):
             os.makedirs(os.path.join(root, "ade", sub))
-        open(os.path.join(root, "ade", "images", "training", "0.png"), "w").close()
-        open(os.path.join(root, "ade", "images", "validation", "0.png"), "w").close()
+        for split in ("training", "validation"):
+            for kind in ("images", "annotations"):
+                open(os.path.join(root, "ade", kind, split, "0.png"), "w").close()
 
     monkeypatch.setattr("transfer.segmentation.datasets.ensure_toy_scenes", fake_ensure)
     monkeypatch.setenv("ASL_DATASETS", str(tmp_path))
@@ -194,3 +195,21 @@ def test_used_work_dir_and_changed_resume_are_refused(capsys, tmp_path, toy_root
     message = user_error(capsys, TINY_CONFIG, *ade, "--work-dir", run, "--resume", "train_cfg.max_iters=2",
                          "optim_wrapper.optimizer.lr=0.5")
     assert "optim_wrapper.optimizer.lr" in message
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optim_wrapper.optimizer.lrr=1", "has no 'lrr' (did you mean 'lr'?)"),
+    ("max_iter=5", "has no 'max_iter' (did you mean 'max_iters'?)"),
+    ("train_dataloader.batch_size=1", "BatchNorm needs at least 2 images per process"),
+    ("train_dataloader.dataset.img_suffix=.webp", "holds no .webp images (it has .png): set"),
+])
+def test_bad_overrides_are_one_line_errors(capsys, tmp_path, toy_root, override, expected):
+    message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--output-dir", tmp_path, override)
+    assert expected in message
+
+
+def test_known_override_of_a_registered_type_is_accepted(tmp_path, toy_root):
+    args = seg_train.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+                                 "train_dataloader.dataset.indices=4", "optim_wrapper.optimizer.eps=1e-6"])
+    cfg = seg_train.prepare(args)
+    assert cfg.train_dataloader.dataset.indices == 4 and cfg.optim_wrapper.optimizer.eps == 1e-6
