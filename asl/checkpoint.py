@@ -22,7 +22,7 @@ from .cli import UserError
 from .convert import BLOCK_KEYS, to_canonical
 from .models import ARCHS, build_pretrain_model
 from .models.pos_embed import resize_pos_embed
-from .optim.layer_decay import strip_wrappers
+from .optim.layer_decay import block_index, strip_wrappers
 
 # Heads cannot be read off tensor shapes: the standard ViT of each width (ViT-Ti/S/B/L/H).
 STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16}
@@ -57,9 +57,10 @@ def save_atomic(obj, path):
         os.close(dir_fd)
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, safe_globals=(), map_location="cpu"):
     """The object in a torch or safetensors file, read with torch.load(weights_only=True) (argparse.Namespace,
-    as in MAE's training checkpoints, allowed) or safetensors. Anything else is refused with a UserError."""
+    as in MAE's training checkpoints, and `safe_globals` allowed) or safetensors. Anything else is refused with a
+    UserError: this is the one checkpoint reader of the toolkit (the adapters pass their frameworks' types)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
@@ -75,9 +76,9 @@ def read_checkpoint(path):
         except (SafetensorError, OSError, ValueError) as err:
             raise UserError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from None
     try:
-        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
+        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace, *safe_globals]):
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = re.search(r"GLOBAL ([\w.]+)", str(err))
         if unsafe:
@@ -92,7 +93,7 @@ def read_checkpoint(path):
     raise UserError(f"{path} {problem} (expected a torch.save or safetensors file)")
 
 
-def _unwrap(obj, path):
+def unwrap_state_dict(obj, path):
     """(state dict, config or None) from the containers in use: a bare state dict, {'model': ...} (MAE releases,
     detectron2, this project's pretraining checkpoints, with 'config'), {'state_dict': ...} (mmengine)."""
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -114,7 +115,8 @@ def encoder_state_dict(state_dict: dict, config: dict = None):
     stripped = {strip_wrappers(k): v for k, v in state_dict.items()}
     canonical, fmt, dropped, origin = to_canonical(stripped)
     info = infer_arch(canonical, config)
-    info.update(format=fmt, dropped=dropped, source_keys=origin)
+    method = ((config or {}).get("model") or {}).get("method")
+    info.update(format=fmt, dropped=dropped, source_keys=origin, method=method if isinstance(method, str) else None)
     return canonical, info
 
 
@@ -126,7 +128,7 @@ def load_encoder(path):
     DDP (`module.`) and torch.compile (`_orig_mod.`) prefixes, .safetensors. arch info: embed_dim, depth,
     num_heads and num_heads_source, patch_size, in_chans, mlp_ratio, grid_size, img_size, cls_token,
     pos_embed_cls_slot, final_norm, format, dropped {key: reason}, source_keys {canonical key: source key}."""
-    state_dict, config = _unwrap(read_checkpoint(path), path)
+    state_dict, config = unwrap_state_dict(read_checkpoint(path), path)
     return encoder_state_dict(state_dict, config)
 
 
@@ -146,7 +148,7 @@ def infer_arch(state_dict: dict, config: dict = None) -> dict:
     if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
         raise UserError(f"patch_embed.proj.weight has shape {tuple(weight.shape)}, expected (width, channels, p, p)")
     width, in_chans, patch = weight.shape[:3]
-    indices = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")})
+    indices = sorted({i for i in map(block_index, state_dict) if i is not None})
     if not indices:
         raise UserError("the checkpoint has a patch embedding but no Transformer blocks (blocks.N.*)")
     absent = sorted(set(range(indices[-1] + 1)) - set(indices))
@@ -182,6 +184,29 @@ def infer_arch(state_dict: dict, config: dict = None) -> dict:
                 final_norm="norm.weight" in state_dict and "norm.bias" in state_dict)
 
 
+def _more(keys) -> str:
+    return f" ({len(keys) - 1} more keys alike)" if len(keys) > 1 else ""
+
+
+def check_fit(state: dict, own: dict, source: str, may_lack=lambda key: False, shape_hint=lambda key: "") -> list:
+    """The one strict-loading rule: every tensor of `state` lands on a key of `own` (a model's state dict) of the
+    same shape, and every key of `own` that `state` lacks is one `may_lack` allows (what the framework initialises
+    itself). Anything else is a one-line UserError naming `source`. Returns the keys left to the model."""
+    for key, value in state.items():
+        if key in own and tuple(value.shape) != tuple(own[key].shape):
+            raise UserError(f"{source}: {key} has shape {tuple(value.shape)} but the model needs "
+                            f"{tuple(own[key].shape)}{shape_hint(key)}")
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        raise UserError(f"{source} has {unexpected[0]}, which the model does not have{_more(unexpected)}; check "
+                        "the config's architecture (width, depth, patch size) against the checkpoint")
+    missing = [k for k in own if k not in state]
+    lacking = [k for k in missing if not may_lack(k)]
+    if lacking:
+        raise UserError(f"{source} lacks {lacking[0]}, which the model needs{_more(lacking)}")
+    return missing
+
+
 def load_into(model: torch.nn.Module, state_dict: dict):
     """Load a canonical encoder state dict into a ViTEncoder (or any module with its keys) strictly: a wrongly
     shaped, missing or unexpected key is a one-line UserError. A pos_embed of another grid is resized
@@ -193,17 +218,7 @@ def load_into(model: torch.nn.Module, state_dict: dict):
         prefix = int(math.isqrt(src.shape[1]) ** 2 != src.shape[1])
         if math.isqrt(dst.shape[1] - prefix) ** 2 == dst.shape[1] - prefix:
             state_dict["pos_embed"] = resize_pos_embed(src, math.isqrt(dst.shape[1] - prefix), prefix)
-    for key, value in state_dict.items():
-        if key in own and value.shape != own[key].shape:
-            raise UserError(f"{key}: the checkpoint has shape {tuple(value.shape)}, the model needs "
-                            f"{tuple(own[key].shape)}")
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    for keys, what in ((missing, "the model needs {} but the checkpoint lacks it"),
-                       (unexpected, "the checkpoint has {} but the model has no such parameter")):
-        if keys:
-            more = f" ({len(keys) - 1} more keys alike)" if len(keys) > 1 else ""
-            raise UserError(what.format(keys[0]) + more)
+    check_fit(state_dict, own, "the checkpoint")
     model.load_state_dict(state_dict)
 
 

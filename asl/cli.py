@@ -37,15 +37,14 @@ def dataset_root() -> str:
     return os.environ.get("ASL_DATASETS", "datasets")
 
 
-def add_run_options(parser, stage: str, init: bool = True, resume_help: str = None):
+def add_run_options(parser, stage: str, init: str = None, resume_help: str = None):
     """The options every training tool spells the same way: --output-dir, --init / --init-name, --data-root,
     --resume [auto|CKPT], --force, --debug. The frameworks' older spellings (--work-dir, --pretrained,
     --init-method) are accepted too, without being advertised."""
     parser.add_argument("--output-dir", help=f"run directory (default: work_dirs/{stage}/<config name>)")
     parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
-    if init:
-        parser.add_argument("--init", metavar="CKPT", help="encoder weights (a pretraining checkpoint, or its "
-                                                           "tools/convert_ckpt.py file); default: random")
+    if init:  # what --init reads, in words
+        parser.add_argument("--init", metavar="CKPT", help=f"encoder weights: {init}; default: random")
         parser.add_argument("--pretrained", dest="init", help=argparse.SUPPRESS)
         parser.add_argument("--init-name", metavar="NAME",
                             help="name of the initialisation in metrics.json (asl, mae, ...; default: read from a "

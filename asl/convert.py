@@ -14,16 +14,17 @@ import torch
 
 from .cli import UserError
 from .models.pos_embed import resize_pos_embed
+from .optim.layer_decay import count_blocks
 
 TARGETS = ("detectron2", "mmseg", "timm")
 BLOCK_KEYS = tuple(f"{m}.{p}" for m in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
                    for p in ("weight", "bias"))
 FILE_KEY = {"detectron2": "model", "mmseg": "state_dict", "timm": "model"}  # the dict key each target reads
+DETECTRON2_BACKBONE = "backbone.net."  # ViTDet: SimpleFeaturePyramid(net=ViT(...)) inside GeneralizedRCNN
 _MMSEG_BLOCK = {"norm1": "ln1", "attn.qkv": "attn.qkv", "attn.proj": "attn.proj", "norm2": "ln2",
                 "mlp.fc1": "ffn.layers.0.0", "mlp.fc2": "ffn.layers.1"}
 _CANONICAL = re.compile(r"cls_token|pos_embed|patch_embed\.proj\.(?:weight|bias)|norm\.(?:weight|bias)"
                         r"|blocks\.\d+\.(?:" + "|".join(re.escape(k) for k in BLOCK_KEYS) + ")")
-_BLOCK_INDEX = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)\.")
 
 DECODER = "MAE decoder (pretraining only)"
 _DROP_FOR_TARGET = {
@@ -53,7 +54,7 @@ def key_map(target: str, depth: int, final_norm: bool = False) -> dict:
     if target == "timm":
         return {k: k for k in keys}
     if target == "detectron2":
-        return {k: None if k == "cls_token" or k.startswith("norm.") else "backbone.net." + k for k in keys}
+        return {k: None if k == "cls_token" or k.startswith("norm.") else DETECTRON2_BACKBONE + k for k in keys}
     if target != "mmseg":
         raise ValueError(f"unknown target {target!r}")
     out = {}
@@ -73,17 +74,13 @@ def key_map(target: str, depth: int, final_norm: bool = False) -> dict:
 
 def detect_format(keys) -> str:
     keys = list(keys)
-    if any(k.startswith("backbone.net.") for k in keys):
+    if any(k.startswith(DETECTRON2_BACKBONE) for k in keys):
         return "detectron2"
     if any(re.match(r"(?:backbone\.)?(?:layers\.\d+\.|patch_embed\.projection\.)", k) for k in keys):
         return "mmseg"
     if any(k.startswith("encoder.") for k in keys):
         return "asl-pretrain"
     return "mae/timm"
-
-
-def _depth(keys) -> int:
-    return 1 + max((int(m.group(1)) for k in keys if (m := _BLOCK_INDEX.search(k))), default=-1)
 
 
 def _require_zero(key, value, what):
@@ -99,7 +96,7 @@ def to_canonical(state_dict: dict):
     fmt = detect_format(state_dict)
     inverse = {}
     if fmt in ("detectron2", "mmseg"):
-        inverse = {v: k for k, v in key_map(fmt, _depth(state_dict), final_norm=True).items() if v}
+        inverse = {v: k for k, v in key_map(fmt, count_blocks(state_dict), final_norm=True).items() if v}
     out, dropped, origin, unknown, gammas = {}, {}, {}, [], {}
     for key, value in state_dict.items():
         name, reason = key, None
@@ -115,7 +112,7 @@ def to_canonical(state_dict: dict):
             elif key.startswith(("head.", "fc_norm.")):
                 reason = "classifier head (fine-tuning only)"
         elif fmt == "detectron2":
-            if not key.startswith("backbone.net."):
+            if not key.startswith(DETECTRON2_BACKBONE):
                 reason = "detectron2 feature pyramid and heads"
             elif key.endswith((".rel_pos_h", ".rel_pos_w")):
                 reason = _require_zero(key, value, "relative-position tables")

@@ -107,7 +107,7 @@ def test_load_into_resizes_pos_embed_and_names_mismatches():
     load_into(bigger, sd)
     assert torch.equal(bigger.pos_embed, resize_pos_embed(sd["pos_embed"], 6))
     message = user_error(lambda: load_into(encoder(embed_dim=96), sd))
-    assert message == "cls_token: the checkpoint has shape (1, 1, 64), the model needs (1, 1, 96)"
+    assert message == "the checkpoint: cls_token has shape (1, 1, 64) but the model needs (1, 1, 96)"
     del sd["norm.bias"]
     assert "norm.bias" in user_error(lambda: load_into(encoder(), sd))
 

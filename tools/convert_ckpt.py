@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Convert an encoder checkpoint (this project's pretraining checkpoint, an MAE release, a timm ViT, or a file
 this tool wrote) into detectron2 (ViTDet), mmseg (MAE backbone) or timm/MAE weights. Prints what was mapped,
-what was dropped on purpose and what the target initialises itself; fails on anything else.
+what was dropped on purpose and what the target initialises itself; fails on anything else. This is the one way
+into the frameworks: tools/train_det.py and tools/train_seg.py read only the files it writes.
 
 Example:
     python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to detectron2 \\
@@ -35,7 +36,11 @@ def main(argv=None):
         raise UserError(f"{args.to} reads torch files: give -o a .pth name")
     state_dict, info = load_encoder(args.src)
     out, report = convert(state_dict, info, args.to, args.img_size, args.final_norm)
-    save_atomic(out if args.output.endswith(".safetensors") else {FILE_KEY[args.to]: out}, args.output)
+    # what the adapters report and check: the pretraining method and the heads (not readable off the tensors)
+    meta = {"method": info["method"], "source": os.path.abspath(args.src), "num_heads": info["num_heads"],
+            "num_heads_source": info["num_heads_source"]}
+    save_atomic(out if args.output.endswith(".safetensors") else {FILE_KEY[args.to]: out, "meta": meta},
+                args.output)
     print(report.text())
     print(f"wrote {args.output} ({len(out)} tensors, {args.to})")
 

@@ -14,18 +14,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tqdm import tqdm  # noqa: E402
 
 from asl.cli import UserError, dataset_root, main_guard  # noqa: E402
-from asl.data.toy import write_toy_scenes  # noqa: E402
+from asl.data.toy import TOY_SCENES, write_toy_scenes  # noqa: E402
 
 
 @main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="output folder (default: $ASL_DATASETS/toy_scenes)")
-    parser.add_argument("--num-unlabeled", type=int, default=2000, help="unlabeled pretraining scenes")
-    parser.add_argument("--num-train", type=int, default=200, help="labeled training scenes (COCO and ADE splits)")
-    parser.add_argument("--num-val", type=int, default=100, help="labeled validation scenes")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-unlabeled", type=int, default=TOY_SCENES["num_unlabeled"],
+                        help="unlabeled pretraining scenes")
+    parser.add_argument("--num-train", type=int, default=TOY_SCENES["num_train"],
+                        help="labeled training scenes (COCO and ADE splits)")
+    parser.add_argument("--num-val", type=int, default=TOY_SCENES["num_val"], help="labeled validation scenes")
+    parser.add_argument("--size", type=int, default=TOY_SCENES["size"], help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=TOY_SCENES["seed"])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     if min(args.num_unlabeled, args.num_train, args.num_val) < 0 or args.size < 16:

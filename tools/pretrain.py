@@ -33,7 +33,7 @@ def main(argv=None):
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="config file (default: toy ASL)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--data-path", help="unlabeled image folder (sets data.path; default: the toy scenes)")
-    add_run_options(parser, "pretrain", init=False)
+    add_run_options(parser, "pretrain")
     args = parser.parse_intermixed_args(normalize_argv(argv))
     apply_data_root(args.data_root)
     if "=" in args.config:  # only overrides were given

@@ -24,8 +24,8 @@ from PIL import Image  # noqa: E402
 from asl.checkpoint import load_pretrain_model  # noqa: E402
 from asl.cli import dataset_root  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
-from asl.data.classification import eval_transform  # noqa: E402
 from asl.data.toy import ensure_toy_scenes  # noqa: E402
+from asl.data.transforms import eval_transform  # noqa: E402
 from asl.engine.classification import run_classification  # noqa: E402
 from asl.losses import masked_mse  # noqa: E402
 

@@ -15,9 +15,9 @@ Examples:
         --machine-rank $i --dist-url tcp://node0:29500 train.init_checkpoint=...
 
 Overrides are detectron2 LazyConfig `key=value` pairs after the config (e.g. train.max_iter=100
-dataloader.train.total_batch_size=16); a key the config does not have is an error. train.init_checkpoint takes a
-file from tools/convert_ckpt.py --to detectron2 (or any encoder checkpoint tools/convert_ckpt.py reads: it is then
-converted in memory). Datasets: --data-root, else $ASL_DATASETS, else ./datasets, in the standard layout
+dataloader.train.total_batch_size=16); a key the config does not have is an error. --init (train.init_checkpoint)
+takes a file from tools/convert_ckpt.py --to detectron2; any other checkpoint is refused with the command that
+converts it. Datasets: --data-root, else $ASL_DATASETS, else ./datasets, in the standard layout
 (coco/{train2017,val2017,annotations}; toy_scenes/ is generated when a toy config needs it).
 A run writes train.output_dir (default work_dirs/detection/<config name>): config.yaml, log.txt, log.jsonl,
 tensorboard/, model_*.pth checkpoints, last_checkpoint, metrics.json (box/mask AP, AP50, AP75, APs/m/l).
@@ -53,7 +53,8 @@ def parse_args(argv=None):
     for action in reference._actions:  # detectron2's --resume is a switch; ours takes the house's [auto|CKPT]
         if action.option_strings and action.dest not in ("help", "resume"):
             parser._add_action(action)
-    add_run_options(parser, "detection", resume_help="continue the output directory's run from its "
+    add_run_options(parser, "detection", init="a file of tools/convert_ckpt.py --to detectron2 (sets "
+                    "train.init_checkpoint)", resume_help="continue the output directory's run from its "
                     "last_checkpoint ('auto', also when --resume is given alone); a new run when there is none")
     parser.add_argument("--time-limit-min", type=float, metavar="MIN",
                         help="stop cleanly after MIN minutes of training with a resumable checkpoint (then --resume)")

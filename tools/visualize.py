@@ -14,11 +14,10 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-from torchvision import transforms as T  # noqa: E402
 
 from asl.checkpoint import load_pretrain_model  # noqa: E402
 from asl.cli import UserError, main_guard  # noqa: E402
-from asl.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from asl.data.transforms import eval_transform  # noqa: E402
 from asl.viz import reconstruct, save_loss_curves, save_reconstructions  # noqa: E402
 
 
@@ -37,8 +36,7 @@ def main(argv=None):
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
     out = args.out or os.path.join(run_dir, "figures")
     os.makedirs(out, exist_ok=True)
-    tf = T.Compose([T.Resize(size, T.InterpolationMode.BICUBIC), T.CenterCrop(size), T.ToTensor(),
-                    T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tf = eval_transform(size, crop_ratio=1.0)
     for path in args.images:
         if not os.path.isfile(path):
             raise UserError(f"image {path!r} does not exist")

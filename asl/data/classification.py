@@ -5,13 +5,11 @@ import os
 
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 from ..cli import UserError
 from .cifar import CIFAR
 from .images import IMAGE_EXTENSIONS
 from .toy import CLASSES, classification_objects, ensure_toy_scenes
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 # ImageNet-100: the 100 classes of CMC (Tian, Krishnan, Isola, "Contrastive Multiview Coding", 2019),
 # https://github.com/HobbitLong/CMC/blob/master/imagenet100.txt
@@ -58,14 +56,6 @@ def class_folder_samples(root: str, classes: list = None):
     if not samples:
         raise UserError(f"no images found under {root!r}")
     return samples, present
-
-
-def eval_transform(img_size: int):
-    """Resize the short side to img_size / 0.875, centre-crop, normalise (MAE's eval); CIFAR-sized inputs
-    (<= 32 px) are only resized to img_size."""
-    crop_ratio = 1.0 if img_size <= 32 else 224 / 256
-    return T.Compose([T.Resize(int(round(img_size / crop_ratio)), T.InterpolationMode.BICUBIC),
-                      T.CenterCrop(img_size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def build_classification_data(data_cfg: dict, train_transform, val_transform, dataset_root: str):

@@ -153,8 +153,14 @@ def _remove_stale(folder: str, count: int):
             os.remove(os.path.join(folder, name))
 
 
-def write_toy_scenes(root: str, num_unlabeled: int = 2000, num_train: int = 200, num_val: int = 100,
-                     size: int = 128, seed: int = 0, progress=None) -> dict:
+# The one place of the toy set's defaults: the configs' `toy=dict(TOY_SCENES)`, tools/make_toy_data.py and the
+# generator itself read them here.
+TOY_SCENES = dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)
+
+
+def write_toy_scenes(root: str, num_unlabeled: int = TOY_SCENES["num_unlabeled"],
+                     num_train: int = TOY_SCENES["num_train"], num_val: int = TOY_SCENES["num_val"],
+                     size: int = TOY_SCENES["size"], seed: int = TOY_SCENES["seed"], progress=None) -> dict:
     """Write the toy dataset under `root`:
 
     unlabeled/<i>.png                                   pretraining images (any folder of images works)

@@ -17,14 +17,15 @@ from torchvision import transforms as T
 
 from ..checkpoint import load_encoder, load_into
 from ..cli import UserError, add_run_options, apply_data_root, dataset_root, normalize_argv
-from ..data.classification import build_classification_data, eval_transform
+from ..data.classification import build_classification_data
 from ..data.images import ResumableSampler, SeededSamples
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, cifar_crop, crop_flip_normalize, eval_transform
 from ..models import ARCHS, build_encoder
 from ..models.classifier import ViTClassifier
 from ..models.vit import ViTEncoder
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
+from ..results import metrics_record
 from .logger import RunLogger, format_seconds, peak_memory_gib
 from .runtime import Session, exit_when_preempted
 
@@ -54,9 +55,8 @@ def train_transform(mode: str, cfg: dict):
         return create_transform(input_size=size, is_training=True, auto_augment=aug["rand_aug"],
                                 interpolation="bicubic", re_prob=aug["reprob"], re_mode="pixel", re_count=1,
                                 mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=scale if size > 32 else None)
-    crop = (T.RandomCrop(size, padding=4) if size <= 32
-            else T.RandomResizedCrop(size, scale=scale, interpolation=T.InterpolationMode.BICUBIC))
-    return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return crop_flip_normalize(cifar_crop(size) if size <= 32 else
+                               T.RandomResizedCrop(size, scale=scale, interpolation=T.InterpolationMode.BICUBIC))
 
 
 def build_classifier(mode: str, mcfg: dict, num_classes: int):
@@ -270,9 +270,9 @@ def _train(session: Session, cfg: dict, mode: str) -> dict:
                 session.preempt(step, state())
     finally:
         logger.close()
-    result = {"stage": mode, "dataset": ds_name, "init": {"method": init_name, "checkpoint": mcfg.get("init")},
-              "model": mcfg["arch"], "metrics": {**metrics, **best}, "iterations": step, "epochs": ocfg["epochs"],
-              "wall_time_s": session.elapsed(), "config": session.path("config.json")}
+    result = metrics_record(mode, ds_name, {"method": init_name, "checkpoint": mcfg.get("init")}, mcfg["arch"],
+                            {**metrics, **best}, step, step / steps_per_epoch, session.elapsed(),
+                            session.path("config.json"))
     session.write_metrics(result)
     session.log("done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
                 f" ({format_seconds(result['wall_time_s'])}); {session.path('metrics.json')}")
@@ -291,7 +291,8 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--data-path", help="the dataset's folder (sets data.path; default: its standard place "
                                             "under the dataset root)")
-    add_run_options(parser, mode)
+    add_run_options(parser, mode, init="any encoder checkpoint (a pretraining checkpoint, an MAE "
+                    "release, timm weights, a tools/convert_ckpt.py file)")
     args = parser.parse_intermixed_args(normalize_argv(argv))
     apply_data_root(args.data_root)
     if "=" in args.config:

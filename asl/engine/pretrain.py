@@ -17,6 +17,7 @@ from ..data.transforms import pretrain_transform
 from ..models import build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
+from ..results import metrics_record
 from .logger import RunLogger, format_seconds, peak_memory_gib
 from .runtime import Session
 
@@ -158,11 +159,10 @@ def _train(session: Session, cfg: dict) -> dict:
     finally:
         logger.close()
     skipped_all = session.all_reduce([skipped_total], op="sum")[0]
-    metrics = {"stage": "pretrain", "dataset": dataset_name,
-               "init": {"method": mcfg["method"], "checkpoint": None}, "model": mcfg["arch"],
-               "metrics": {"loss": last_loss, "skipped_files": skipped_all},
-               "iterations": step, "epochs": step / steps_per_epoch, "wall_time_s": session.elapsed(),
-               "config": session.path("config.json"), "checkpoint": session.path("checkpoints", "last.pth")}
+    metrics = metrics_record("pretrain", dataset_name, {"method": mcfg["method"], "checkpoint": None}, mcfg["arch"],
+                             {"loss": last_loss, "skipped_files": skipped_all}, step, step / steps_per_epoch,
+                             session.elapsed(), session.path("config.json"),
+                             checkpoint=session.path("checkpoints", "last.pth"))
     session.write_metrics(metrics)
     session.log(f"done: {step} steps in {format_seconds(metrics['wall_time_s'])}, final loss {last_loss}, "
                 f"{int(skipped_all)} unreadable files skipped; checkpoint {metrics['checkpoint']}")

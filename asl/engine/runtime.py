@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
+from ..results import write_json
 from . import launch as launcher
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again"; tools/slurm/*.sbatch requeue on it
@@ -230,10 +231,7 @@ class Session:
 
     def write_metrics(self, record: dict):
         if self.main:
-            tmp = self.path("metrics.json.tmp")
-            with open(tmp, "w") as f:
-                json.dump(record, f, indent=2)
-            os.replace(tmp, self.path("metrics.json"))
+            write_json(self.path("metrics.json"), record)
 
     # ------------------------------------------------------------------------------------------ the loop's helpers
     def elapsed(self) -> float:

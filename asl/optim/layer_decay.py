@@ -47,11 +47,21 @@ def no_weight_decay(name: str, param) -> bool:
     return param.ndim <= 1 or name.endswith(".bias") or bool(_NO_DECAY_NAMES.search(strip_wrappers(name)))
 
 
+def block_index(name: str):
+    """The Transformer block index in a parameter name (`blocks.N.` / `layers.N.`, after any prefix), else None."""
+    match = _BLOCK.search(name)
+    return int(match.group(1)) if match else None
+
+
+def count_blocks(names) -> int:
+    """Number of Transformer blocks among parameter names: 1 + the largest block index (0 without blocks)."""
+    return 1 + max((i for i in map(block_index, names) if i is not None), default=-1)
+
+
 def count_layers(model: nn.Module, prefix: str = "") -> int:
-    """Number of Transformer blocks under `prefix` (1 + the largest block index)."""
-    ids = [int(m.group(1)) for name, _ in model.named_parameters()
-           if strip_wrappers(name).startswith(prefix) and (m := _BLOCK.search(strip_wrappers(name)[len(prefix):]))]
-    return max(ids) + 1 if ids else 0
+    """Number of Transformer blocks under `prefix`."""
+    names = (strip_wrappers(name) for name, _ in model.named_parameters())
+    return count_blocks(name[len(prefix):] for name in names if name.startswith(prefix))
 
 
 def param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0, num_layers: int = None,

@@ -2,11 +2,13 @@
 # blr 1e-3 (lr = blr x batch / 256), wd 0.05, layer-wise lr decay 0.75 (asl.optim's rule), batch 1024
 # (= 32 per GPU x 32 GPUs, or accum_iter), cosine with 5 warmup epochs, 100 epochs, RandAug(9, 0.5),
 # random erasing 0.25, label smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1.
+from asl.data.toy import TOY_SCENES
+
 cfg = dict(
     model=dict(arch="vit_base_patch16", img_size=224, init=None, init_name=None, pool="avg", drop_path=0.1,
                head_init_std=2e-5),
     data=dict(dataset="imagenet100", path=None, num_workers=10,
-              toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
+              toy=dict(TOY_SCENES)),
     optim=dict(batch_size=32, accum_iter=1, blr=1e-3, lr=None, weight_decay=0.05, layer_decay=0.75,
                betas=(0.9, 0.999), epochs=100, warmup_epochs=5, min_lr=1e-6),
     aug=dict(crop_scale=(0.08, 1.0), rand_aug="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0,

@@ -1,6 +1,8 @@
 # Linear probing (MAE's protocol, docs/design.md, Recipes): frozen encoder, cls token, BatchNorm without affine +
 # linear head (trunc-normal std 0.01), LARS momentum 0.9, wd 0, blr 0.1 (lr = blr x batch / 256), batch 16384
 # (= 512 per GPU x 32 GPUs, or accum_iter), cosine with 10 warmup epochs, 90 epochs, RandomResizedCrop + flip.
+from asl.data.toy import TOY_SCENES
+
 cfg = dict(
     model=dict(arch="vit_base_patch16", img_size=224, init=None, init_name=None, pool="cls", drop_path=0.0,
                head_init_std=0.01),
@@ -9,7 +11,7 @@ cfg = dict(
     # head on them; valid because the encoder is frozen and deterministic, but it drops the crop augmentation of
     # the protocol, so use it for quick ablations, not for paper numbers.
     data=dict(dataset="imagenet100", path=None, num_workers=10, cache_features=False,
-              toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
+              toy=dict(TOY_SCENES)),
     optim=dict(batch_size=512, accum_iter=1, blr=0.1, lr=None, weight_decay=0.0, momentum=0.9, epochs=90,
                warmup_epochs=10, min_lr=0.0),
     aug=dict(crop_scale=(0.08, 1.0)),  # RandomResizedCrop area fraction (MAE: torchvision default)

@@ -4,12 +4,14 @@
 # has the budgets of a comparison; docs/pipeline.md has both sets of measured numbers.
 import os
 
+from asl.data.toy import TOY_SCENES
+
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 cfg = dict(
     title="Toy scenes (CPU): transfer of ASL, MAE and random initialisations",
     inits=["asl", "mae", "random"],
-    toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0),
+    toy=dict(TOY_SCENES),
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["optim.epochs=2", "runtime.tensorboard=False"]),
     detection=dict(config=f"{CONFIGS}/coco_toy.py", overrides=["train.max_iter=60"]),

@@ -1,5 +1,7 @@
 # Pretraining defaults: ViT-B/16 ASL at 224 px with the paper's large-scale recipe (docs/design.md, Recipes).
 # Every [ours] choice of docs/design.md, The method, is a key here, so an ablation flips it with an override.
+from asl.data.toy import TOY_SCENES
+
 cfg = dict(
     model=dict(
         arch="vit_base_patch16", img_size=224, method="asl",  # asl | mae
@@ -15,7 +17,7 @@ cfg = dict(
     # dataset: folder | cifar10 | cifar100; path None = the toy scenes under $ASL_DATASETS (generated if absent,
     # with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS
     data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None,
-              toy=dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)),
+              toy=dict(TOY_SCENES)),
     optim=dict(batch_size=64, accum_iter=1, blr=1.5e-4, lr=None, weight_decay=0.05, betas=(0.9, 0.95),
                epochs=800, warmup_epochs=40, min_lr=0.0),
     # last.pth every save_every_epochs (and save_every_iters); epoch_NNNN.pth kept every keep_every_epochs (0: none);

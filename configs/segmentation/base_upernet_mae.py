@@ -17,7 +17,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 
 # Encoder weights: init_cfg=dict(type="Pretrained", checkpoint=PATH) with a file from
-# `tools/convert_ckpt.py --to mmseg` (or any checkpoint asl.checkpoint reads); tools/train_seg.py --init PATH
+# `tools/convert_ckpt.py --to mmseg` (the only files it reads); tools/train_seg.py --init PATH
 # sets it. checkpoint=None: random initialisation.
 model = dict(
     backbone=dict(

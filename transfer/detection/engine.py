@@ -4,7 +4,6 @@ before DDP wraps the model, `log.jsonl` + tensorboard + progress with ETA, and `
 table (docs/conventions.md). `tools/train_det.py` is the command line around it.
 """
 import inspect
-import json
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ from asl.cli import UserError, did_you_mean
 from asl.engine.launch import device_for, join_group
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
+from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from .checkpoint import StrictDetectionCheckpointer
 from .data import build_train_loader, dataset_names, family, match_mask_format, register_datasets, resolve_root
@@ -86,7 +86,7 @@ def _accepts(target, name: str) -> bool:
 RESUMABLE_KEYS = ("train.output_dir", "train.log_period", "train.eval_period", "train.checkpointer.period",
                   "train.init_checkpoint", "dataloader.train.num_workers", "dataloader.test.num_workers",
                   "train.device", "train.amp.enabled")
-RUN_FILES = ("model_*.pth", "last_checkpoint", "log.jsonl", "log.txt*", "metrics.json", "init.json", "tensorboard",
+RUN_FILES = ("model_*.pth", "last_checkpoint", "log.jsonl", "log.txt*", "metrics.json", INIT_FILE, "tensorboard",
              "config.yaml")
 
 
@@ -195,25 +195,12 @@ def write_metrics(cfg, results, iterations, wall_time, init, summaries=None, pat
     train_names = names[:1] if len(names) > 1 else []
     train_images = sum((summaries or {}).get(n, {}).get("images_with_annotations", 0) for n in train_names)
     batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=0)
-    out = {
-        "stage": "detection",
-        "dataset": family(names),
-        "init": init,
-        "model": model_name(cfg),
-        "metrics": metrics,
-        "per_category_AP": per_category,
-        "iterations": iterations,
-        "epochs": round(iterations * batch / train_images, 3) if train_images and iterations else 0,
-        "wall_time_s": round(wall_time, 1),
-        "config": os.path.join(cfg.train.output_dir, "config.yaml"),
-        "notes": notes,
-    }
+    out = metrics_record("detection", family(names), init, model_name(cfg), metrics, iterations,
+                         round(iterations * batch / train_images, 3) if train_images and iterations else 0,
+                         round(wall_time, 1), os.path.join(cfg.train.output_dir, "config.yaml"),
+                         per_category_AP=per_category, notes=notes)
     path = path or os.path.join(cfg.train.output_dir, "metrics.json")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
+    write_json(path, out)
     for note in notes:
         logger.warning(note)
     logger.info("wrote %s", path)
@@ -339,8 +326,9 @@ def _do_train(cfg, resume, init_method, summaries, extra_hooks, time_limit_min, 
                 start_iter * cfg.dataloader.train.total_batch_size // comm.get_world_size())
     init = init_info(checkpointer if not resumed else None, cfg.train.init_checkpoint, init_method)
     if resumed:
-        init = _previous_init(cfg.train.output_dir) or init
-    _save_json(os.path.join(cfg.train.output_dir, "init.json"), init)
+        init = read_init(cfg.train.output_dir) or init
+    if comm.is_main_process():
+        write_init(cfg.train.output_dir, init)
     try:
         trainer.train(start_iter, cfg.train.max_iter)
     except StopTraining as stop:
@@ -375,26 +363,10 @@ def do_eval_only(cfg, resume: bool = False, init_method: str = None, summaries=N
     if not comm.is_main_process():
         return None
     iterations = extra.get("iteration", -1) + 1  # detectron2 checkpoints store the last finished iteration
-    init = _previous_init(os.path.dirname(os.path.abspath(path)))  # the training run's own record
+    init = read_init(os.path.dirname(os.path.abspath(path)))  # the training run's own record
     if init_method or not init:
         init = {"method": init_method or "unknown", "checkpoint": path}
     return write_metrics(cfg, results, iterations, time.time() - start, init, summaries)
-
-
-def _save_json(path, obj):
-    if comm.is_main_process():
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(obj, f)
-
-
-def _previous_init(run_dir):
-    """The `init` record (init.json) a training run wrote into its directory, if any."""
-    path = os.path.join(run_dir, "init.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return None
 
 
 def run(args):

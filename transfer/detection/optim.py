@@ -10,11 +10,10 @@ and in the training script `cfg.optimizer.params.model = model; optimizer = inst
 Each group carries its own `lr` (= lr × decay^(depth + 1 - layer id)), which detectron2's LRMultiplier scales.
 A `module.` prefix (optimizer built after DDP wrapping) does not change the groups.
 """
+from asl.convert import DETECTRON2_BACKBONE
 from asl.optim import lr_param_groups
-
-BACKBONE_PREFIX = "backbone.net."  # SimpleFeaturePyramid(net=ViT(...)) inside GeneralizedRCNN
 
 
 def vit_param_groups(model, lr: float, weight_decay: float, layer_decay: float, num_layers: int = None) -> list:
     """Parameter groups of a ViTDet model: ViT blocks by depth, pyramid and heads at the full lr."""
-    return lr_param_groups(model, lr, weight_decay, layer_decay, num_layers, prefix=BACKBONE_PREFIX)
+    return lr_param_groups(model, lr, weight_decay, layer_decay, num_layers, prefix=DETECTRON2_BACKBONE)

@@ -9,22 +9,22 @@
   own `init_cfg=dict(type='Pretrained')` loading is non-strict: a wrong prefix loads nothing and training silently
   starts from random weights. Here every backbone key must come from the file or be one that mmseg initialises
   itself (asl.convert.TARGET_INIT), every key of the file must be used, and a wrong architecture is a one-line
-  error. The file may be one written by `tools/convert_ckpt.py --to mmseg`, or any checkpoint asl.checkpoint
-  reads (this project's pretraining checkpoint, an MAE release, ...), which is converted in memory by asl.convert.
+  error. The file is one written by `tools/convert_ckpt.py --to mmseg` (the one conversion path); any other
+  checkpoint is refused with the command that converts it.
 """
 import collections
 import os
 import pickle
-import re
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from asl.checkpoint import load_encoder
+from asl.checkpoint import check_fit, read_checkpoint, unwrap_state_dict
 from asl.cli import UserError
-from asl.convert import convert, describe, unmatched_target_keys
+from asl.convert import detect_format, unmatched_target_keys
+from asl.optim.layer_decay import count_blocks
 
 
 def _numpy_globals():
@@ -59,86 +59,69 @@ SAFE_GLOBALS = [HistoryBuffer, collections.OrderedDict, *_numpy_globals(),
 
 
 def safe_torch_load(filename, map_location=None):
-    """torch.load with weights_only=True and the allow-list above; anything else is a one-line UserError."""
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f"a Python object ({unsafe.group(1)})" if unsafe else "something the safe loader cannot read"
-        raise UserError(f"refusing to load {filename}: it holds {what} and loading it could run arbitrary code; "
-                        "use a checkpoint written by mmengine's Runner or by tools/convert_ckpt.py") from None
-    except (RuntimeError, EOFError) as err:
-        raise UserError(f"{filename} is not a readable PyTorch checkpoint (truncated or corrupt?): "
-                        f"{str(err).splitlines()[0]}") from None
-
-
-def _load_from_local(filename, map_location):
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise UserError(f"checkpoint {filename} does not exist")
-    return safe_torch_load(filename, map_location)
+    """asl.checkpoint's safe reader with the allow-list above (mmengine Runner checkpoints)."""
+    return read_checkpoint(os.path.expanduser(filename), SAFE_GLOBALS, map_location or "cpu")
 
 
 def install_safe_loader():
     """Make mmengine read local checkpoints (load_from, --resume, Pretrained) with weights_only=True."""
-    CheckpointLoader.register_scheme(prefixes="", force=True)(_load_from_local)
+    CheckpointLoader.register_scheme(prefixes="", force=True)(safe_torch_load)
 
 
 install_safe_loader()
 
 
-def _img_size(backbone):
-    """The backbone's (square) input size in pixels, from its patch grid."""
-    rows, cols = backbone.patch_shape
-    patch = backbone.patch_embed.projection.kernel_size[0]
-    if rows != cols:
-        raise UserError(f"the backbone's patch grid is {rows}x{cols}; converted ViT weights need a square img_size")
-    return rows * patch
-
-
 def load_backbone_weights(backbone: torch.nn.Module, path: str) -> dict:
-    """Load encoder weights into an mmseg MAE backbone strictly; return a summary of what was loaded.
+    """Load a tools/convert_ckpt.py --to mmseg file into an mmseg MAE backbone strictly (asl.checkpoint.check_fit);
+    return a summary of what was loaded. The position embedding is resized to the backbone's grid by mmseg's own
+    `resize_abs_pos_embed`, as mmseg's Pretrained loading does.
 
-    Raises UserError when the file is missing or unreadable, holds no ViT, has another width / depth / patch size
-    than the backbone, lacks a tensor the backbone needs, or has a tensor the backbone cannot take."""
-    state_dict, info = load_encoder(path)
+    Raises UserError when the file is missing or unreadable, is not an mmseg backbone file (the command that
+    converts it is named), has another width / depth / patch size or number of heads than the backbone, lacks a
+    tensor the backbone needs, or has a tensor the backbone cannot take."""
+    obj = read_checkpoint(path, SAFE_GLOBALS)
+    state, _ = unwrap_state_dict(obj, path)
+    if any(k.startswith(("decode_head.", "backbone.")) for k in state):
+        raise UserError(f"{path} is a whole segmentor's checkpoint: --init takes encoder weights (a "
+                        "tools/convert_ckpt.py file); continue a run with --resume, evaluate one with --eval-only")
+    fmt = detect_format(state)
+    if fmt != "mmseg":
+        raise UserError(f"{path} is a {fmt} checkpoint; segmentation reads mmseg files: convert it once with "
+                        f"python tools/convert_ckpt.py {path} --to mmseg -o FILE")
+    projection = state.get("patch_embed.projection.weight")
+    if projection is None:
+        raise UserError(f"{path} lacks patch_embed.projection.weight")
+    width, patch, depth = projection.shape[0], projection.shape[2], count_blocks(state)
     embed_dims = backbone.patch_embed.projection.out_channels
-    patch = backbone.patch_embed.projection.kernel_size[0]
-    depth = len(backbone.layers)
-    if (info["embed_dim"], info["depth"], info["patch_size"]) != (embed_dims, depth, patch):
-        raise UserError(f"{path} holds a ViT of width {info['embed_dim']}, depth {info['depth']}, patch "
-                        f"{info['patch_size']}, but the config's backbone has width {embed_dims}, depth {depth}, "
-                        f"patch {patch}: choose the config that matches the checkpoint (or the other checkpoint)")
+    own_patch, own_depth = backbone.patch_embed.projection.kernel_size[0], len(backbone.layers)
+    if (width, depth, patch) != (embed_dims, own_depth, own_patch):
+        raise UserError(f"{path} holds a ViT of width {width}, depth {depth}, patch {patch}, but the config's "
+                        f"backbone has width {embed_dims}, depth {own_depth}, patch {own_patch}: choose the config "
+                        "that matches the checkpoint (or the other checkpoint)")
+    meta = obj.get("meta") if isinstance(obj, dict) and isinstance(obj.get("meta"), dict) else {}
     heads = backbone.layers[0].attn.num_heads
-    if heads != info["num_heads"]:
-        message = (f"{path}: the backbone has {heads} attention heads, the checkpoint's ViT of width "
-                   f"{info['embed_dim']} has {info['num_heads']} ({info['num_heads_source']})")
-        if info["num_heads_source"].startswith("config"):
+    if meta.get("num_heads") and meta["num_heads"] != heads:
+        message = (f"{path}: the backbone has {heads} attention heads, the encoder had {meta['num_heads']} "
+                   f"({meta.get('num_heads_source', 'recorded by tools/convert_ckpt.py')})")
+        if str(meta.get("num_heads_source", "")).startswith("config"):
             raise UserError(message + "; set model.backbone.num_heads to match")
         print_log(f"warning: {message}; the weights load either way, check num_heads", logger="current")
-    final_norm = bool(backbone.final_norm)
-    if final_norm and not info["final_norm"]:
+    if backbone.final_norm and "ln1.weight" not in state:
         raise UserError(f"the config's backbone has final_norm=True but {path} has no final norm: set "
-                        "model.backbone.final_norm=False (MAE's setting for segmentation)")
-    out, report = convert(state_dict, info, "mmseg", img_size=_img_size(backbone), final_norm=final_norm)
-    own = backbone.state_dict()
-    for key, value in out.items():
-        if key in own and tuple(value.shape) != tuple(own[key].shape):
-            raise UserError(f"{path}: {key} has shape {tuple(value.shape)}, the backbone needs "
-                            f"{tuple(own[key].shape)}")
-    missing, unexpected = backbone.load_state_dict(out, strict=False)
-    unmatched = unmatched_target_keys("mmseg", missing)
-    if unexpected:
-        raise UserError(f"{path}: the backbone has no parameter {unexpected[0]}"
-                        + (f" ({len(unexpected) - 1} more keys alike)" if len(unexpected) > 1 else ""))
-    if unmatched:
-        raise UserError(f"{path} lacks {unmatched[0]}, which the backbone needs"
-                        + (f" ({len(unmatched) - 1} more keys alike)" if len(unmatched) > 1 else ""))
-    summary = {"checkpoint": os.fspath(path), "source": describe(info), "format": info["format"],
-               "loaded": len(out), "initialised_by_mmseg": len(missing),
-               "dropped": len(report.dropped), "notes": report.notes[:-1]}
-    print_log(f"backbone weights: {summary['loaded']} tensors loaded strictly from {path} ({summary['source']}); "
-              f"{len(missing)} initialised by mmseg (layer scale, relative-position bias)"
-              + "".join(f"; {n}" for n in summary["notes"]), logger="current")
+                        "model.backbone.final_norm=False (MAE's setting for segmentation), or convert with "
+                        "--final-norm")
+    notes = []
+    grid = state["pos_embed"].shape[1] if "pos_embed" in state else None
+    state = backbone.resize_abs_pos_embed(dict(state))
+    if grid is not None and state["pos_embed"].shape[1] != grid:
+        notes.append(f"pos_embed resized (bicubic, mmseg's resize_abs_pos_embed) from {grid} to "
+                     f"{state['pos_embed'].shape[1]} tokens")
+    missing = check_fit(state, backbone.state_dict(), path,
+                        may_lack=lambda key: not unmatched_target_keys("mmseg", [key]))
+    backbone.load_state_dict(state, strict=False)
+    summary = {"checkpoint": os.fspath(path), "method": meta.get("method"), "format": fmt, "loaded": len(state),
+               "initialised_by_mmseg": len(missing), "notes": notes}
+    print_log(f"backbone weights: {summary['loaded']} tensors loaded strictly from {path}; {len(missing)} "
+              "initialised by mmseg (layer scale, relative-position bias)" + "".join(f"; {n}" for n in notes),
+              logger="current")
     return summary

@@ -14,11 +14,11 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from asl.cli import UserError
+from asl.data.images import IMAGE_EXTENSIONS
 from asl.data.toy import BACKGROUND, CLASSES, ensure_toy_scenes
 
 TOY_CLASSES = ("background",) + CLASSES
 TOY_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]]
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @DATASETS.register_module()
@@ -95,7 +95,7 @@ def check_data_roots(cfg, loaders=LOADERS, generate_toy=True):
         names = os.listdir(img_dir)
         images = [n for n in names if n.endswith(img_suffix)]
         if not images:
-            found = sorted({os.path.splitext(n)[1] for n in names if n.lower().endswith(_IMAGE_SUFFIXES)})
+            found = sorted({os.path.splitext(n)[1] for n in names if n.lower().endswith(IMAGE_EXTENSIONS)})
             raise UserError(f"{loader}: {img_dir} holds no {img_suffix} images" +
                             (f" (it has {', '.join(found)}): set {loader}.dataset.img_suffix={found[0]}" if found
                              else ": put the dataset's images there"))

@@ -7,7 +7,6 @@ absent, and the results-table file.
 """
 import argparse
 import inspect
-import json
 import os
 import re
 import time
@@ -22,6 +21,7 @@ from asl.checkpoint import read_checkpoint
 from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
+from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
 from .datasets import check_data_roots, set_data_root
@@ -32,7 +32,6 @@ AMP_ONLY_KEYS = ("loss_scale", "dtype", "use_fsdp")
 RESUMABLE_KEYS = ("*num_workers", "*persistent_workers", "default_hooks.logger.*", "work_dir", "launcher",
                   "env_cfg.*", "log_processor.*", "visualizer.*", "resume", "load_from", "model.backbone.init_cfg.*",
                   "asl_init.*", "*data_root", "*data_prefix.*")
-INIT_FILE = "init.json"  # how the run's encoder was initialised, kept for --resume
 RUN_FILES = ("iter_*.pth", "epoch_*.pth", "best_*.pth", "last_checkpoint", "metrics.json", INIT_FILE,
              "log.jsonl", "20[0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]")
 
@@ -96,7 +95,7 @@ runs go to work_dirs/segmentation/<config name>/ (resolved config, log.jsonl, mm
 events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
     parser.add_argument("config", help="mmengine config file")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides (as --cfg-options)")
-    add_run_options(parser, "segmentation")
+    add_run_options(parser, "segmentation", init="a file of tools/convert_ckpt.py --to mmseg")
     parser.add_argument("--data-path", metavar="DIR", help="the dataset's folder holding images/ and annotations/ "
                                                            "(default: the config's data_root under the dataset root)")
     parser.add_argument("--resume-from", dest="resume", help=argparse.SUPPRESS)
@@ -231,23 +230,14 @@ def configure_amp(cfg, requested: bool):
             wrapper.pop(key, None)
 
 
-def _read_init(*paths):
-    """The first run's initialisation record (init.json) found among `paths`, or None."""
-    for path in paths:
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-    return None
-
-
 def _pretraining_method(path):
-    """'asl' / 'mae' from a pretraining checkpoint's config, else None."""
+    """'asl' / 'mae' as tools/convert_ckpt.py recorded it in the file's meta, else None."""
     try:
         obj = read_checkpoint(path)
     except UserError:
         return None
-    config = obj.get("config") if isinstance(obj, dict) else None
-    method = ((config or {}).get("model") or {}).get("method") if isinstance(config, dict) else None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    method = meta.get("method") if isinstance(meta, dict) else None
     return method if isinstance(method, str) else None
 
 
@@ -294,7 +284,7 @@ def prepare(args) -> Config:
         cfg.load_from = args.eval_only
         check_data_roots(cfg, loaders=("test_dataloader",))
         if not args.init_name:
-            init = _read_init(os.path.join(os.path.dirname(os.path.abspath(args.eval_only)), INIT_FILE)) or init
+            init = read_init(os.path.dirname(os.path.abspath(args.eval_only))) or init
         cfg.asl_init = init
         return cfg
     resume_from = None
@@ -314,8 +304,7 @@ def prepare(args) -> Config:
         cfg.resume, cfg.load_from = True, resume_from
         # the weights come from the checkpoint; the encoder's initialisation is that of the original run
         cfg.model.backbone.init_cfg = ConfigDict(type="Pretrained", checkpoint=None)
-        init = _read_init(os.path.join(cfg.work_dir, INIT_FILE),
-                          os.path.join(os.path.dirname(os.path.abspath(resume_from)), INIT_FILE)) or init
+        init = read_init(cfg.work_dir, os.path.dirname(os.path.abspath(resume_from))) or init
     elif pretrained:
         if not os.path.isfile(pretrained):
             raise UserError(f"pretrained weights {pretrained} do not exist: convert a pretraining checkpoint with "
@@ -375,31 +364,15 @@ def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
         batch = cfg.train_dataloader.batch_size * runner.world_size
         epochs = iters * batch / info["train_images"]
     config_name = os.path.basename(cfg.filename) if cfg.filename else f"{runner.timestamp}.py"
-    record = {
-        "stage": "segmentation",
-        "dataset": info.get("dataset", "unknown"),
-        "init": cfg.asl_init,
-        "model": info.get("model", "unknown"),
-        "metrics": {k: float(metrics[k]) for k in ("mIoU", "mAcc", "aAcc") if k in (metrics or {})},
-        "iterations": int(iters),
-        "epochs": round(epochs, 3) if epochs is not None else None,
-        "wall_time_s": round(wall_time, 1),
-        "config": os.path.join(runner.work_dir, config_name),
-        "eval_only": bool(eval_only),
-    }
+    record = metrics_record("segmentation", info.get("dataset", "unknown"), cfg.asl_init, info.get("model", "unknown"),
+                            {k: float(metrics[k]) for k in ("mIoU", "mAcc", "aAcc") if k in (metrics or {})},
+                            int(iters), round(epochs, 3) if epochs is not None else None, round(wall_time, 1),
+                            os.path.join(runner.work_dir, config_name), eval_only=bool(eval_only))
     if eval_only:
         record["checkpoint"] = cfg.load_from
     if is_main_process():
-        save_json(record, os.path.join(runner.work_dir, "metrics.json"))
+        write_json(os.path.join(runner.work_dir, "metrics.json"), record)
     return record
-
-
-def save_json(obj, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def run(args) -> dict:
@@ -413,7 +386,7 @@ def run(args) -> dict:
     else:
         if is_main_process() and not cfg.resume:
             os.makedirs(cfg.work_dir, exist_ok=True)
-            save_json(cfg.asl_init, os.path.join(cfg.work_dir, INIT_FILE))
+            write_init(cfg.work_dir, cfg.asl_init)
         signals = StopSignals()  # before the loader's workers are forked: they inherit it instead of dying
         runner.register_hook(StopOnSignalHook(signals))
         try:

@@ -1,12 +1,12 @@
 """Shared pieces of the segmentation-transfer tests: a tiny pretraining checkpoint (ASL, random but complete
 weights) in the layout tools/pretrain.py writes, and its mmseg conversion."""
+import importlib.util
 import os
 
 import pytest
 import torch
 
-from asl.checkpoint import load_encoder, save_atomic
-from asl.convert import FILE_KEY, convert
+from asl.checkpoint import save_atomic
 from asl.models import PretrainModel
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -28,10 +28,12 @@ def make_pretrain_checkpoint(path, method="asl", seed=0, **encoder):
 
 
 def convert_to_mmseg(src, dst):
-    state_dict, info = load_encoder(src)
-    out, _ = convert(state_dict, info, "mmseg")
-    save_atomic({FILE_KEY["mmseg"]: out}, dst)
-    return out
+    """tools/convert_ckpt.py SRC --to mmseg -o DST (the file the adapter reads, with its meta)."""
+    spec = importlib.util.spec_from_file_location("convert_ckpt_tool", os.path.join(REPO, "tools", "convert_ckpt.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([str(src), "--to", "mmseg", "-o", str(dst)])
+    return torch.load(dst, weights_only=True)["state_dict"]
 
 
 @pytest.fixture(scope="session")

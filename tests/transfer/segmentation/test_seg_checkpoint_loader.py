@@ -63,5 +63,5 @@ def test_missing_and_corrupt_files(tmp_path):
         _load_checkpoint(str(tmp_path / "none.pth"), map_location="cpu")
     torch.save({"w": torch.ones(1000)}, tmp_path / "ok.pth")
     (tmp_path / "cut.pth").write_bytes((tmp_path / "ok.pth").read_bytes()[:600])
-    with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(UserError, match="truncated or corrupt"):
         _load_checkpoint(str(tmp_path / "cut.pth"), map_location="cpu")

@@ -11,7 +11,7 @@ from mmseg.models.backbones import MAE  # noqa: E402
 
 from transfer.segmentation.models import StrictMAE  # noqa: E402
 
-from .conftest import make_pretrain_checkpoint  # noqa: E402
+from .conftest import convert_to_mmseg, make_pretrain_checkpoint  # noqa: E402
 
 MMSEG_TINY = dict(img_size=128, patch_size=16, embed_dims=32, num_layers=4, num_heads=2, init_values=1.0,
                   out_indices=[0, 1, 2, 3], norm_cfg=dict(type="LN", eps=1e-6))
@@ -24,10 +24,10 @@ def backbone(checkpoint, cls=StrictMAE, **kw):
     return model
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["pretraining-checkpoint", "convert_ckpt-mmseg-file"])
-def test_every_weight_arrives_and_features_match_the_encoder(tiny_ckpts, which):
-    path, encoder = tiny_ckpts[which], tiny_ckpts[2].eval()
+def test_every_weight_arrives_and_features_match_the_encoder(tiny_ckpts):
+    path, encoder = tiny_ckpts[1], tiny_ckpts[2].eval()
     model = backbone(path)
+    assert model.loaded_weights["method"] == "asl"  # recorded by tools/convert_ckpt.py
     assert model.loaded_weights["loaded"] == 2 + 2 + 12 * 4  # pos, cls, patch w/b, 12 per block, no final norm
     img = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
@@ -58,13 +58,21 @@ def test_mmseg_own_loading_silently_loads_nothing_on_a_wrong_prefix_ours_fails(t
         backbone(prefixed)
 
 
+def test_a_checkpoint_not_converted_is_refused_with_the_command(tiny_ckpts):
+    with pytest.raises(UserError, match=r"asl-pretrain checkpoint; segmentation reads mmseg files: convert it once "
+                                        r"with python tools/convert_ckpt.py .* --to mmseg"):
+        backbone(tiny_ckpts[0])
+
+
 def test_wrong_architecture_is_a_one_line_error(tmp_path):
     make_pretrain_checkpoint(tmp_path / "wide.pth", embed_dim=48, num_heads=3)
+    convert_to_mmseg(tmp_path / "wide.pth", tmp_path / "wide_mmseg.pth")
     with pytest.raises(UserError, match="width 48, depth 4, patch 16, but the config's backbone has width 32"):
-        backbone(tmp_path / "wide.pth")
+        backbone(tmp_path / "wide_mmseg.pth")
     make_pretrain_checkpoint(tmp_path / "deep.pth", depth=5)
+    convert_to_mmseg(tmp_path / "deep.pth", tmp_path / "deep_mmseg.pth")
     with pytest.raises(UserError, match="depth 5"):
-        backbone(tmp_path / "deep.pth")
+        backbone(tmp_path / "deep_mmseg.pth")
 
 
 def test_missing_unreadable_or_incomplete_weights_are_errors(tiny_ckpts, tmp_path):
@@ -76,7 +84,7 @@ def test_missing_unreadable_or_incomplete_weights_are_errors(tiny_ckpts, tmp_pat
     sd = torch.load(tiny_ckpts[1], weights_only=True)["state_dict"]
     del sd["layers.2.ffn.layers.1.weight"]
     save_atomic({"state_dict": sd}, tmp_path / "incomplete.pth")
-    with pytest.raises(UserError, match="blocks.2.mlp.fc2.weight is missing"):
+    with pytest.raises(UserError, match="lacks layers.2.ffn.layers.1.weight, which the model needs"):
         backbone(tmp_path / "incomplete.pth")
 
 

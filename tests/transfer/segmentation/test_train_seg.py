@@ -9,6 +9,8 @@ import signal
 import pytest
 import torch
 
+from asl.checkpoint import save_atomic
+
 pytest.importorskip("mmcv")
 from transfer.segmentation import train as seg_train  # noqa: E402
 from transfer.segmentation.checkpoint import safe_torch_load  # noqa: E402
@@ -98,13 +100,14 @@ def test_eval_only_refuses_a_backbone_only_file(capsys, tmp_path, toy_root, tiny
     assert "does not fit the config's model" in message and "--pretrained" in message
 
 
-def test_init_method_is_read_from_a_pretraining_checkpoint(tiny_ckpts, toy_root, tmp_path):
-    args = seg_train.build_parser().parse_intermixed_args(
-        [TINY_CONFIG, "--pretrained", str(tiny_ckpts[0]), "--data-path", str(toy_root / "ade"),
-         "--work-dir", str(tmp_path)])
+def test_init_method_is_read_from_the_converted_file(tiny_ckpts, toy_root, tmp_path):
+    args = seg_train.parse_args([TINY_CONFIG, "--init", str(tiny_ckpts[1]), "--data-path", str(toy_root / "ade"),
+                                 "--output-dir", str(tmp_path)])
     cfg = seg_train.prepare(args)
-    assert cfg.asl_init["method"] == "asl" and cfg.model.backbone.init_cfg.checkpoint == str(tiny_ckpts[0])
-    args.init = str(tiny_ckpts[1])  # converted file: no record of the method
+    assert cfg.asl_init["method"] == "asl" and cfg.model.backbone.init_cfg.checkpoint == str(tiny_ckpts[1])
+    bare = tmp_path / "bare.pth"  # a converted file without tools/convert_ckpt.py's meta
+    save_atomic({"state_dict": torch.load(tiny_ckpts[1], weights_only=True)["state_dict"]}, bare)
+    args.init = str(bare)
     assert seg_train.prepare(args).asl_init["method"] == "pretrained"
     args.init = None
     assert seg_train.prepare(args).asl_init == {"method": "random", "checkpoint": None}
@@ -139,7 +142,7 @@ def test_wrong_weights_stop_the_tool_before_training(capsys, tmp_path, toy_root)
     torch.save({"model": {"head.weight": torch.zeros(2)}}, tmp_path / "notvit.pth")
     message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--work-dir", tmp_path / "w",
                          "--pretrained", tmp_path / "notvit.pth")
-    assert "not a ViT checkpoint" in message
+    assert "segmentation reads mmseg files: convert it once with python tools/convert_ckpt.py" in message
     assert not (tmp_path / "w" / "log.jsonl").exists()
 
 
