@@ -66,7 +66,7 @@ def test_a_killed_transfer_stage_resumes_from_its_checkpoint(toy_root, tmp_path)
                  "runtime.save_every_iters=1"]
     config.write_text(f"cfg = dict(inits=['random'], toy=None, title='t', finetune=dict(config="
                       f"{os.path.join(repo, 'configs', 'finetune', 'toy.py')!r}, overrides={overrides!r}))\n")
-    cmd = [sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), str(config), "--work-dir",
+    cmd = [sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), str(config), "--output-dir",
            str(tmp_path / "work"), "--stages", "finetune"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -87,6 +87,6 @@ def test_a_killed_transfer_stage_resumes_from_its_checkpoint(toy_root, tmp_path)
 
 def test_force_needs_the_stages_named(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), "--force", "--work-dir",
+    out = subprocess.run([sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), "--force", "--output-dir",
                           str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: --force redoes the stages named by --stages")

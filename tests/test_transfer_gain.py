@@ -20,7 +20,7 @@ MARGINS = {("linprobe", "top1"): 5.0, ("finetune", "top1"): 5.0, ("segmentation"
 def test_asl_pretraining_beats_random_initialisation(tmp_path):
     work = tmp_path / "work"
     cmd = [sys.executable, os.path.join(REPO, "tools", "run_pipeline.py"), "configs/pipeline/toy_gain.py",
-           "--work-dir", str(work), "--data-root", str(tmp_path / "datasets"), "--stages", STAGES]
+           "--output-dir", str(work), "--data-root", str(tmp_path / "datasets"), "--stages", STAGES]
     # not captured: a half-hour run shows its progress (pytest -s, as `make test-gain` runs it)
     assert subprocess.run(cmd, cwd=REPO, timeout=3 * 3600).returncode == 0, "the toy_gain pipeline failed (above)"
     pretrain = json.loads((work / "pretrain" / "asl" / "metrics.json").read_text())

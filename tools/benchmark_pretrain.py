@@ -70,7 +70,7 @@ def run_one(args) -> dict:
             if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"}
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="vit_base_patch16")
     parser.add_argument("--img-size", type=int, default=224)
@@ -85,7 +85,11 @@ def main():
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--single", choices=list(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.single:
         print(json.dumps(run_one(args)))
         return

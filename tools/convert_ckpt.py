@@ -19,8 +19,7 @@ from asl.cli import UserError, main_guard  # noqa: E402
 from asl.convert import FILE_KEY, TARGETS, convert  # noqa: E402
 
 
-@main_guard
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="checkpoint to convert (.pth or .safetensors)")
     parser.add_argument("--to", required=True, choices=TARGETS, help="target framework")
@@ -29,7 +28,12 @@ def main(argv=None):
     parser.add_argument("--final-norm", action="store_true",
                         help="mmseg only: keep the final norm (as ln1, for MAE(final_norm=True))")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
     if os.path.exists(args.output) and os.path.samefile(args.src, args.output):
         raise UserError("the output would overwrite the source checkpoint; choose another -o")
     if args.output.endswith(".safetensors") and args.to != "timm":

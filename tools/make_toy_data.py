@@ -17,8 +17,7 @@ from asl.cli import UserError, dataset_root, main_guard  # noqa: E402
 from asl.data.toy import TOY_SCENES, write_toy_scenes  # noqa: E402
 
 
-@main_guard
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="output folder (default: $ASL_DATASETS/toy_scenes)")
     parser.add_argument("--num-unlabeled", type=int, default=TOY_SCENES["num_unlabeled"],
@@ -29,7 +28,12 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=TOY_SCENES["size"], help="image side in pixels")
     parser.add_argument("--seed", type=int, default=TOY_SCENES["seed"])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
     if min(args.num_unlabeled, args.num_train, args.num_val) < 0 or args.size < 16:
         raise UserError("counts must be >= 0 and --size >= 16")
     out = args.out or os.path.join(dataset_root(), "toy_scenes")

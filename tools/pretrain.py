@@ -26,15 +26,19 @@ from asl.engine.runtime import exit_when_preempted  # noqa: E402
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pretrain", "toy_asl.py")
 
 
-@main_guard
-@exit_when_preempted
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="config file (default: toy ASL)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--data-path", help="unlabeled image folder (sets data.path; default: the toy scenes)")
     add_run_options(parser, "pretrain")
-    args = parser.parse_intermixed_args(normalize_argv(argv))
+    return parser.parse_intermixed_args(normalize_argv(argv))
+
+
+@main_guard
+@exit_when_preempted
+def main(argv=None):
+    args = parse_args(argv)
     apply_data_root(args.data_root)
     if "=" in args.config:  # only overrides were given
         args.overrides.insert(0, args.config)

@@ -26,27 +26,32 @@ from asl.pipeline import STAGES, Pipeline  # noqa: E402
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pipeline", "toy.py")
 
 
-@main_guard
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="pipeline config (default: toy)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the pipeline config")
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    parser.add_argument("--work-dir", default=None, help="default: work_dirs/pipeline/<config name>")
+    parser.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
+    parser.add_argument("--output-dir", help="the pipeline's directory (default: work_dirs/pipeline/<config name>)")
+    parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-root", help="dataset root (sets $ASL_DATASETS for every stage)")
     parser.add_argument("--force", action="store_true",
                         help="redo the stages named by --stages from scratch, even if their results exist")
     parser.add_argument("--debug", action="store_true")
-    args = parser.parse_intermixed_args(argv)
-    if args.force and args.stages == parser.get_default("stages"):
+    return parser.parse_intermixed_args(argv)
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
+    if args.force and not args.stages:
         raise UserError("--force redoes the stages named by --stages; name them (e.g. --stages detection,table "
                         "--force) so that pretraining is not restarted by accident")
     cfg = apply_overrides(load_config(args.config), args.overrides)
     name = os.path.splitext(os.path.basename(args.config))[0]
-    work_dir = args.work_dir or os.path.join("work_dirs", "pipeline", name)
+    work_dir = args.output_dir or os.path.join("work_dirs", "pipeline", name)
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
-    Pipeline(cfg, work_dir, args.data_root, args.force).run(args.stages.split(","))
+    Pipeline(cfg, work_dir, args.data_root, args.force).run(args.stages.split(",") if args.stages else STAGES)
     print(f"[pipeline] done in {time.time() - start:.0f} s; everything is under {work_dir}")
 
 

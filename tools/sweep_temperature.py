@@ -60,13 +60,17 @@ def pretrain_and_score(config, overrides, run_dir, imgs):
             "val_masked_mse": val_masked_mse(load_pretrain_model(ckpt)[0], imgs)}
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--values", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0, 10.0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--work-dir", default=os.path.join("work_dirs", "sweep_temperature"))
     parser.add_argument("--out", default=os.path.join("docs", "lambda_sweep"), help="writes OUT.md and OUT.json")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     toy = os.path.join(dataset_root(), "toy_scenes")
     ensure_toy_scenes(toy)
     imgs = val_images(toy)

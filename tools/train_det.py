@@ -4,13 +4,14 @@
 Examples:
     python tools/train_det.py                                  # toy config on the toy scenes (generated), CPU
     python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to detectron2 -o toy_asl_d2.pth
-    python tools/train_det.py configs/coco_toy.py --init toy_asl_d2.pth --init-name asl
+    python tools/train_det.py configs/detection/mask_rcnn_vitdet_toy_1000it.py \\
+        --init toy_asl_d2.pth --init-name asl
     python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --data-root /data \\
         train.init_checkpoint=work_dirs/weights/asl_vitb_d2.pth
     python tools/train_det.py --config-file configs/coco_vitb.py --num-gpus 8 --resume          # after a crash
     srun --ntasks-per-node 8 python tools/train_det.py configs/coco_vitb.py --resume   # SLURM: one task per GPU
     torchrun --nproc_per_node 8 tools/train_det.py configs/coco_vitb.py               # the same under torchrun
-    python tools/train_det.py configs/coco_vitb.py --eval-only train.init_checkpoint=<run dir>/model_final.pth
+    python tools/train_det.py configs/coco_vitb.py --eval-only train.init_checkpoint=RUN_DIR/model_final.pth
     (node i of 8) python tools/train_det.py configs/coco_vitb.py --num-gpus 8 --num-machines 8 \\
         --machine-rank $i --dist-url tcp://node0:29500 train.init_checkpoint=...
 
@@ -42,7 +43,8 @@ from asl.engine.runtime import exit_when_preempted  # noqa: E402
 from transfer.detection.data import prepare_datasets  # noqa: E402
 from transfer.detection.engine import claim_output_dir, join_external_launch, load_config, run  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "coco_toy.py")
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "detection",
+                              "mask_rcnn_vitdet_toy_1000it.py")
 
 
 def parse_args(argv=None):

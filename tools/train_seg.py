@@ -3,8 +3,8 @@
 scenes. Run with --help for examples; the work is done in transfer/segmentation/train.py.
 
 Examples:
-    python tools/train_seg.py configs/segmentation/toy_upernet.py --init toy_asl_mmseg.pth
-    python tools/train_seg.py configs/segmentation/toy_upernet.py --resume
+    python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init toy_asl_mmseg.pth
+    python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --resume
     torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_mmseg.pth
 """
 import os

@@ -21,8 +21,7 @@ from asl.data.transforms import eval_transform  # noqa: E402
 from asl.viz import reconstruct, save_loss_curves, save_reconstructions  # noqa: E402
 
 
-@main_guard
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("images", nargs="+")
@@ -30,7 +29,12 @@ def main(argv=None):
     parser.add_argument("--log", action="append", default=[], help="more log.jsonl files to plot alongside")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random mask")
     parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
     model, cfg = load_pretrain_model(args.checkpoint)
     size = cfg["model"]["img_size"]
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))

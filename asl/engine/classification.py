@@ -279,12 +279,9 @@ def _train(session: Session, cfg: dict, mode: str) -> dict:
     return result
 
 
-@exit_when_preempted
-def tool_main(mode: str, doc: str, default_config: str, argv=None):
+def parse_args(mode: str, doc: str, default_config: str, argv=None):
     """The command line shared by tools/linprobe.py and tools/finetune.py."""
     import argparse
-
-    from ..config import apply_overrides, load_config
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=default_config, help="config file (default: the toy one)")
@@ -293,7 +290,14 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
                                             "under the dataset root)")
     add_run_options(parser, mode, init="any encoder checkpoint (a pretraining checkpoint, an MAE "
                     "release, timm weights, a tools/convert_ckpt.py file)")
-    args = parser.parse_intermixed_args(normalize_argv(argv))
+    return parser.parse_intermixed_args(normalize_argv(argv))
+
+
+@exit_when_preempted
+def tool_main(mode: str, doc: str, default_config: str, argv=None):
+    from ..config import apply_overrides, load_config
+
+    args = parse_args(mode, doc, default_config, argv)
     apply_data_root(args.data_root)
     if "=" in args.config:
         args.overrides.insert(0, args.config)

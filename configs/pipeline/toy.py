@@ -14,8 +14,10 @@ cfg = dict(
     toy=dict(TOY_SCENES),
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["optim.epochs=2", "runtime.tensorboard=False"]),
-    detection=dict(config=f"{CONFIGS}/coco_toy.py", overrides=["train.max_iter=60"]),
-    segmentation=dict(config=f"{CONFIGS}/segmentation/toy_upernet.py", overrides=["train_cfg.max_iters=100"]),
+    detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
+                   overrides=["train.max_iter=60"]),
+    segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
+                      overrides=["train_cfg.max_iters=100"]),
     linprobe=dict(config=f"{CONFIGS}/linprobe/toy.py", overrides=["data.cache_features=True"]),
     finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=10"]),
 )

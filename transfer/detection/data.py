@@ -44,8 +44,8 @@ SPLITS = {
     "asl_toy_train": ("toy_scenes", "toy_scenes/coco/train", "toy_scenes/coco/annotations/instances_train.json"),
     "asl_toy_val": ("toy_scenes", "toy_scenes/coco/val", "toy_scenes/coco/annotations/instances_val.json"),
 }
-TOY_HINT = ("or run on the built-in toy scenes: python tools/train_det.py configs/coco_toy.py "
-            "(generated on first use; python tools/make_toy_data.py makes them ahead)")
+TOY_HINT = ("or run on the built-in toy scenes: python tools/train_det.py (its default config, "
+            "configs/detection/mask_rcnn_vitdet_toy_1000it.py; the scenes are generated on first use)")
 
 
 def resolve_root(data_root: str = None) -> str:

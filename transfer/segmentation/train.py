@@ -79,12 +79,13 @@ def build_parser():
         description="UperNet semantic segmentation (mmsegmentation) on a ViT encoder: ADE20K or the toy scenes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
-  python tools/train_seg.py configs/segmentation/toy_upernet.py                       # toy, random init, CPU
+  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py       # toy, random init, CPU
   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o toy_asl_mmseg.pth
-  python tools/train_seg.py configs/segmentation/toy_upernet.py --init toy_asl_mmseg.pth --init-name asl
-  python tools/train_seg.py configs/segmentation/toy_upernet.py --resume              # continue the last run
-  python tools/train_seg.py configs/segmentation/toy_upernet.py \
-      --eval-only work_dirs/segmentation/toy_upernet/iter_600.pth
+  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init toy_asl_mmseg.pth \
+      --init-name asl
+  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --resume   # continue the last run
+  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py \
+      --eval-only work_dirs/segmentation/upernet_toy_1xb8_toyscenes/iter_600.pth
   torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
   srun --ntasks-per-node 8 python tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
 under torchrun or srun every process joins one group by itself; SIGTERM / SIGUSR1 save a checkpoint and exit

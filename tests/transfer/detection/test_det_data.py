@@ -14,7 +14,7 @@ from transfer.detection import data
 from transfer.detection.engine import load_config
 
 VITB = os.path.join(CONFIGS, "coco_vitb.py")
-TOY = os.path.join(CONFIGS, "coco_toy.py")
+TOY = os.path.join(CONFIGS, "detection", "mask_rcnn_vitdet_toy_1000it.py")
 
 
 def copy_root(det_root, tmp_path):
@@ -36,7 +36,7 @@ def test_toy_splits_register_and_load_through_detectron2(det_root):
 
 def test_missing_coco_is_an_error_that_points_at_the_toy_config(tmp_path, monkeypatch):
     cfg = load_config(VITB)
-    with pytest.raises(UserError, match=r"(?s)dataset root .*nowhere does not exist.*configs/coco_toy.py"):
+    with pytest.raises(UserError, match=r"(?s)dataset root .*nowhere does not exist.*mask_rcnn_vitdet_toy_1000it.py"):
         data.prepare_datasets(cfg, str(tmp_path / "nowhere"))
     monkeypatch.setenv("ASL_DATASETS", str(tmp_path))  # exists, but holds no COCO
     with pytest.raises(UserError, match=r"instances_train2017.json does not exist.*coco/train2017"):

@@ -1,7 +1,7 @@
 """End to end on the toy scenes (slow: ~30 min on a 2-core CPU): pretrain the toy encoder with ASL
 (configs/pretrain/toy_asl.py, 10 epochs over the 2,000 unlabeled scenes), convert it with tools/convert_ckpt.py,
-and transfer it to detection with configs/coco_toy.py; the same detection run from random initialisation is the
-baseline. docs/detection.md reports the numbers of this protocol.
+and transfer it to detection with configs/detection/mask_rcnn_vitdet_toy_1000it.py; the same detection run from
+random initialisation is the baseline. docs/detection.md reports the numbers of this protocol.
 
 ASL_TOY_DET_ENCODER=<checkpoint> skips the CPU pretraining and transfers that encoder instead (any format
 tools/convert_ckpt.py reads), and then ASL must beat random strictly. The encoder that does (docs/detection.md,
@@ -40,8 +40,8 @@ def test_toy_asl_pretraining_beats_random_initialisation_in_detection(tmp_path):
     results = {}
     for method, init in (("asl", [f"train.init_checkpoint={converted}"]), ("random", [])):
         out = tmp_path / method
-        tool("train_det.py", os.path.join(CONFIGS, "coco_toy.py"), *init, "--init-method", method,
-             "--output-dir", str(out), env=env)
+        tool("train_det.py", os.path.join(CONFIGS, "detection", "mask_rcnn_vitdet_toy_1000it.py"), *init,
+             "--init-name", method, "--output-dir", str(out), env=env)
         results[method] = json.loads((out / "metrics.json").read_text())
         assert results[method]["iterations"] == 1000 and results[method]["init"]["method"] == method
     asl, random = results["asl"]["metrics"], results["random"]["metrics"]

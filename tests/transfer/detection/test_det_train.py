@@ -22,7 +22,7 @@ from transfer.detection import engine
 from transfer.detection.checkpoint import StrictDetectionCheckpointer
 from transfer.detection.data import ResumableTrainingSampler, register_datasets
 
-TOY = os.path.join(CONFIGS, "coco_toy.py")
+TOY = os.path.join(CONFIGS, "detection", "mask_rcnn_vitdet_toy_1000it.py")
 TOOL = os.path.join(REPO, "tools", "train_det.py")
 
 
@@ -170,7 +170,7 @@ def test_missing_dataset_root_is_a_one_line_error_before_training(tmp_path):
     out = run_tool(os.path.join(CONFIGS, "coco_vitb.py"), "--data-root", str(tmp_path / "nowhere"),
                    "--output-dir", str(tmp_path / "run"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.startswith("error: dataset root") and "configs/coco_toy.py" in out.stderr
+    assert out.stderr.startswith("error: dataset root") and "mask_rcnn_vitdet_toy_1000it.py" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing was set up
 
@@ -195,7 +195,7 @@ def test_command_line_forms():
     assert (args.config_file, args.opts, args.resume, args.num_gpus) == (TOY, ["train.max_iter=3"], True, 2)
     args = tool.parse_args(["--config-file", TOY, "--eval-only", "a.b=1", "--dist-url", "tcp://h:1"])
     assert (args.config_file, args.opts, args.eval_only, args.dist_url) == (TOY, ["a.b=1"], True, "tcp://h:1")
-    assert tool.parse_args([]).config_file.endswith("coco_toy.py")
+    assert tool.parse_args([]).config_file.endswith("mask_rcnn_vitdet_toy_1000it.py")
     with pytest.raises(UserError, match="two configs"):
         tool.parse_args(["--config-file", TOY, TOY])
 

@@ -15,8 +15,8 @@ from transfer.segmentation.train import configure_amp, load_config  # noqa: E402
 from .conftest import REPO  # noqa: E402
 
 VITB = os.path.join(REPO, "configs", "ade20k_vitb_upernet.py")
-VITL = os.path.join(REPO, "configs", "ade20k_vitl_upernet.py")
-TOY = os.path.join(REPO, "configs", "segmentation", "toy_upernet.py")
+VITL = os.path.join(REPO, "configs", "segmentation", "upernet_vitl_8xb2_100ep_ade20k.py")
+TOY = os.path.join(REPO, "configs", "segmentation", "upernet_toy_1xb8_toyscenes.py")
 
 
 def test_vitb_recipe_values():

@@ -22,7 +22,7 @@ _spec = importlib.util.spec_from_file_location("train_seg_tool", os.path.join(RE
 tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tool)
 VITB = os.path.join(REPO, "configs", "ade20k_vitb_upernet.py")
-TOY = os.path.join(REPO, "configs", "segmentation", "toy_upernet.py")
+TOY = os.path.join(REPO, "configs", "segmentation", "upernet_toy_1xb8_toyscenes.py")
 
 
 def run_tool(*argv):

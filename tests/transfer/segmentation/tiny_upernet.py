@@ -1,6 +1,6 @@
 # The toy UperNet shrunk for unit tests: a 32-d, 4-block ViT (patch 16, 128 px) and 16-channel heads, a few
 # iterations. Tests point --data-root at the session's small toy split and write their own checkpoints.
-_base_ = ["../../../configs/segmentation/toy_upernet.py"]
+_base_ = ["../../../configs/segmentation/upernet_toy_1xb8_toyscenes.py"]
 
 model = dict(
     backbone=dict(embed_dims=32, num_layers=4, num_heads=2, drop_path_rate=0.0, out_indices=[0, 1, 2, 3]),

@@ -1,7 +1,7 @@
 # ADE20K UperNet on a ViT-L/16 encoder: the ViT-B recipe (configs/ade20k_vitb_upernet.py) with the large encoder.
 # [ours] where the paper gives no ViT-L values: outputs of blocks 8/12/16/24 (0-based 7/11/15/23, as BEiT-L),
 # drop path 0.2, UperNet width 1024; layer decay 0.65, lr, batch and schedule as for ViT-B.
-_base_ = ["./ade20k_vitb_upernet.py"]
+_base_ = ["./upernet_vitb_8xb2_100ep_ade20k.py"]
 
 model = dict(
     backbone=dict(embed_dims=1024, num_layers=24, num_heads=16, drop_path_rate=0.2, out_indices=[7, 11, 15, 23]),

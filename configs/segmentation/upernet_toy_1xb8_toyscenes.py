@@ -4,9 +4,9 @@
 # docs/segmentation.md.
 #
 #   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
-#   python tools/train_seg.py configs/segmentation/toy_upernet.py --init /tmp/toy_asl_mmseg.pth
-#   python tools/train_seg.py configs/segmentation/toy_upernet.py            # random initialisation
-_base_ = ["./base_upernet_mae.py"]
+#   python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init /tmp/toy_asl_mmseg.pth
+#   python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py            # random initialisation
+_base_ = ["./_base_upernet_mae.py"]
 
 crop_size = (128, 128)
 num_classes = 5  # background, disc, square, triangle, ring

@@ -1,9 +1,10 @@
-# Toy ViTDet Mask R-CNN: the coco_vitb.py recipe shrunk to the 128 px toy scenes and a few minutes of a 2-core CPU.
+# Toy ViTDet Mask R-CNN: the ViT-B COCO recipe shrunk to the 128 px toy scenes and a few minutes of a 2-core CPU.
 # Encoder = the toy pretraining encoder (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16, 128 px, cls slot in
 # pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. Pyramid and heads
 # are slimmed to 64 channels and anchors made small, as the toy calibration found workable (docs/design.md,
 # Toy scenes; 256-channel heads cost ~10x per step). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
-#   python tools/train_det.py configs/coco_toy.py --init toy_asl_d2.pth --init-name asl
+#   python tools/train_det.py configs/detection/mask_rcnn_vitdet_toy_1000it.py \\
+#       --init toy_asl_d2.pth --init-name asl
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.solver import WarmupParamScheduler
@@ -11,7 +12,7 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from transfer.detection.data import lsj_dataloader
 
-from .coco_vitb import model, optimizer, train
+from .mask_rcnn_vitdet_b_100ep_coco import model, optimizer, train
 
 IMAGE_SIZE = 128
 net = model.backbone.net
@@ -67,4 +68,3 @@ train.eval_period = 250  # an AP curve: 250, 500, 750 and the end
 train.log_period = 20
 train.device = "cpu"
 train.seed = 0
-train.output_dir = "work_dirs/detection/coco_toy"
