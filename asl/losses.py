@@ -21,6 +21,7 @@ def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def unpatchify(x: torch.Tensor, patch_size: int, channels: int = 3) -> torch.Tensor:
+    """(B, L, p*p*C) -> (B, C, H, W), the inverse of `patchify` (L must be a square number of patches)."""
     B, L, _ = x.shape
     h = w = int(round(L ** 0.5))
     x = x.reshape(B, h, w, patch_size, patch_size, channels)
@@ -35,7 +36,15 @@ def normalize_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MAE's loss: per-patch mean squared error, averaged over the masked patches (mask 1 = masked)."""
+    """MAE's loss: per-patch mean squared error, averaged over the masked patches.
+
+    Args:
+        pred, target: (B, L, D) per-patch predictions and targets.
+        mask: (B, L), 1 = masked (the patches the loss is taken over).
+
+    Returns:
+        a scalar tensor.
+    """
     per_patch = ((pred - target) ** 2).mean(dim=-1)
     return (per_patch * mask).sum() / mask.sum()
 
@@ -57,9 +66,19 @@ def patch_contrastive(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
                       chunk_size: int = 4096, max_negatives: int = 0, generator=None) -> torch.Tensor:
     """Mean over masked patches of λ·L_i (module docstring).
 
-    pred, target: (B, L, D); mask: (B, L), 1 = masked. The N×N logits are built chunk by chunk of `chunk_size`
-    rows, each under activation checkpointing, so memory is O(chunk_size × N) forward and backward.
-    max_negatives > 0 draws that many candidates at random (shared by all rows of a step) instead of all N.
+    The N×N logits (N = masked patches of the batch) are built chunk by chunk of `chunk_size` rows, each under
+    activation checkpointing, so memory is O(chunk_size × N) forward and backward.
+
+    Args:
+        pred, target: (B, L, D) per-patch predictions and targets.
+        mask: (B, L), 1 = masked; only masked patches are rows and candidates.
+        temperature: λ.
+        chunk_size: rows of logits built at once.
+        max_negatives: > 0 draws that many candidates at random (shared by all rows of a step) instead of all N.
+        generator: the torch.Generator of that draw (default: the global RNG).
+
+    Returns:
+        a scalar tensor.
     """
     sel = mask.reshape(-1).bool()
     p = pred.reshape(-1, pred.shape[-1])[sel]

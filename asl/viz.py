@@ -16,7 +16,17 @@ from .losses import patchify, unpatchify  # noqa: E402
 def reconstruct(model, imgs, seed=0):
     """Per image: the masked input, and per branch the reconstruction and the reconstruction with the visible
     patches pasted back, all in pixel space. With norm_pix_loss the predictions are un-normalised with each
-    patch's own mean and variance, as MAE's visualisation does (so these images show structure, not colour)."""
+    patch's own mean and variance, as MAE's visualisation does (so these images show structure, not colour).
+
+    Args:
+        model: a PretrainModel (put in eval mode).
+        imgs: (B, 3, H, W) normalised images.
+        seed: seed of the random mask.
+
+    Returns:
+        dict of (B, 3, H, W) tensors: `original`, `masked`, and per branch (`plain`, for ASL `enhanced`)
+        `<branch>_reconstruction` and `<branch>_pasted` (the visible patches pasted back).
+    """
     model.eval()
     out = model(imgs, generator=torch.Generator().manual_seed(seed))
     p = model.patch_size

@@ -3,6 +3,7 @@ ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exac
 preemption come from the shared runtime (asl.engine.runtime)."""
 import os
 import time
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -134,28 +135,86 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None, f
     assert mode in MODES
     session = Session(cfg, run_dir, mode, resume, force)
     try:
-        return _train(session, cfg, mode)
+        run = setup(session, cfg, mode)
+        logger = RunLogger(run_dir, enabled=session.main, tensorboard=cfg["runtime"].get("tensorboard", True))
+        try:
+            while run.progress["step"] < run.total_steps:
+                if not train_one_epoch(session, cfg, run):
+                    session.save("last.pth", run.state())  # runtime.max_iters ended the run mid-epoch
+                    break
+                end_epoch(session, cfg, run, logger)
+        finally:
+            logger.close()
+        return finish(session, cfg, run)
     finally:
         session.close()
 
 
-def _train(session: Session, cfg: dict, mode: str) -> dict:
-    rank, world_size, device = session.rank, session.world_size, session.device
+def build_criterion(mode: str, aug: dict, num_classes: int):
+    """(mixup or None, loss): fine-tuning's mixup / cutmix with soft targets or label smoothing, else plain CE."""
+    if mode == "finetune" and (aug.get("mixup", 0) > 0 or aug.get("cutmix", 0) > 0):
+        mixup = Mixup(mixup_alpha=aug["mixup"], cutmix_alpha=aug["cutmix"], label_smoothing=aug["smoothing"],
+                      num_classes=num_classes)
+        return mixup, SoftTargetCrossEntropy()
+    if mode == "finetune" and aug.get("smoothing", 0) > 0:
+        return None, LabelSmoothingCrossEntropy(aug["smoothing"])
+    return None, nn.CrossEntropyLoss()
+
+
+@dataclass
+class ClassificationRun:
+    """What one linear-probing or fine-tuning run trains with, and where it is (`progress`, checkpointed)."""
+
+    mode: str
+    model: nn.Module
+    trained: nn.Module  # the head (linear probing) or the whole model, as wrapped for DDP in `net`
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_set: SeededSamples
+    val_loader: DataLoader
+    sampler: ResumableSampler
+    mixup: Mixup
+    criterion: nn.Module
+    cached: bool  # linear probing on features computed once
+    names: dict  # init (its name), data (the dataset's), num_classes
+    steps_per_epoch: int
+    total_steps: int
+    base_lr: float
+    # step, epoch, micro_in_epoch; best and last evaluation; this epoch's train-loss sums so far
+    progress: dict = field(default_factory=lambda: dict(step=0, epoch=0, micro_in_epoch=0, best={}, metrics={},
+                                                        sums={"loss": 0.0, "seen": 0}))
+    started: tuple = (0.0, 0)
+
+    def forward(self, x):
+        if self.mode == "linprobe":
+            with torch.no_grad():
+                x = x if self.cached else self.model.features(x)
+        return self.net(x)
+
+    def state(self) -> dict:
+        p = self.progress
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "iteration": p["step"],
+                "epoch": p["epoch"], "micro_in_epoch": p["micro_in_epoch"], "best": p["best"],
+                "metrics": p["metrics"], "sums": p["sums"]}
+
+
+def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
+    """Data, classifier (its arch checked before any data is listed), optimizer, schedule, loss; the resume
+    checkpoint loaded."""
     mcfg, dcfg, ocfg, rt = cfg["model"], cfg["data"], cfg["optim"], cfg["runtime"]
-    if not mcfg.get("init") and mcfg["arch"] not in ARCHS:  # before any data is listed
+    if not mcfg.get("init") and mcfg["arch"] not in ARCHS:
         raise UserError(f"model.arch {mcfg['arch']!r} is unknown; known: {', '.join(ARCHS)}")
-    cached = mode == "linprobe" and dcfg.get("cache_features")
+    rank, world_size, device = session.rank, session.world_size, session.device
+    cached = mode == "linprobe" and bool(dcfg.get("cache_features"))
     val_tf = eval_transform(mcfg["img_size"])
     train_set, val_set, classes, ds_name = build_classification_data(
         dcfg, val_tf if cached else train_transform(mode, cfg), val_tf, dataset_root())
-    num_classes = len(classes)
-    model, init_name = build_classifier(mode, mcfg, num_classes)
+    model, init_name = build_classifier(mode, mcfg, len(classes))
     model.to(device)
     if cached:
         train_set, val_set = (cache_features(model, s, ocfg["batch_size"], dcfg["num_workers"], device)
                               for s in (train_set, val_set))
     train_set = SeededSamples(train_set, rt["seed"])
-
     batch, accum = ocfg["batch_size"], ocfg["accum_iter"]
     eff_batch = batch * accum * world_size
     base_lr = ocfg["lr"] or ocfg["blr"] * eff_batch / 256
@@ -165,114 +224,110 @@ def _train(session: Session, cfg: dict, mode: str) -> dict:
     if steps_per_epoch == 0:
         raise UserError(f"{len(train_set)} training images cannot fill one step of batch {eff_batch}; "
                         "lower optim.batch_size")
-    schedule_total = steps_per_epoch * ocfg["epochs"]
-    total_steps = min(schedule_total, rt.get("max_iters") or schedule_total)
-    step, epoch, micro_in_epoch = 0, 0, 0
-    best, metrics, sums = {}, {}, {"loss": 0.0, "seen": 0}  # sums: this epoch's train loss so far
+    total_steps = steps_per_epoch * ocfg["epochs"]
+    total_steps = min(total_steps, rt.get("max_iters") or total_steps)
+    trained = model.head if mode == "linprobe" else model
+    net = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world_size > 1 else trained
+    val_loader = DataLoader(torch.utils.data.Subset(val_set, range(rank, len(val_set), world_size)),
+                            batch_size=batch, num_workers=dcfg["num_workers"])
+    mixup, criterion = build_criterion(mode, cfg.get("aug", {}), len(classes))
+    run = ClassificationRun(mode, model, trained, net, optimizer, train_set, val_loader, sampler, mixup, criterion,
+                            cached, dict(init=init_name, data=ds_name, num_classes=len(classes)), steps_per_epoch,
+                            total_steps, base_lr)
     ckpt = session.load()
     if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        step, epoch, micro_in_epoch = ckpt["iteration"], ckpt["epoch"], ckpt["micro_in_epoch"]
-        best, metrics, sums = ckpt["best"], ckpt["metrics"], ckpt["sums"]
-
-    head_only = mode == "linprobe"
-    trained = model.head if head_only else model
-    net = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world_size > 1 else trained
-    backbone = (lambda x: x) if cached else model.features
-
-    def forward(x):
-        if head_only:
-            with torch.no_grad():
-                x = backbone(x)
-        return net(x)
-
-    def state():
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": step,
-                "epoch": epoch, "micro_in_epoch": micro_in_epoch, "best": best, "metrics": metrics, "sums": sums}
-
-    val_loader = DataLoader(torch.utils.data.Subset(val_set, range(rank, len(val_set), world_size)),
-                            batch_size=batch, num_workers=dcfg["num_workers"])
-    aug = cfg.get("aug", {})
-    mixup = None
-    if mode == "finetune" and (aug.get("mixup", 0) > 0 or aug.get("cutmix", 0) > 0):
-        mixup = Mixup(mixup_alpha=aug["mixup"], cutmix_alpha=aug["cutmix"], label_smoothing=aug["smoothing"],
-                      num_classes=num_classes)
-        criterion = SoftTargetCrossEntropy()
-    elif mode == "finetune" and aug.get("smoothing", 0) > 0:
-        criterion = LabelSmoothingCrossEntropy(aug["smoothing"])
-    else:
-        criterion = nn.CrossEntropyLoss()
-    warmup = ocfg["warmup_epochs"] * steps_per_epoch
-    save_every_iters = rt.get("save_every_iters") or 0
-    logger = RunLogger(session.run_dir, enabled=session.main, tensorboard=rt.get("tensorboard", True))
+        run.progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
+                            best=ckpt["best"], metrics=ckpt["metrics"], sums=ckpt["sums"])
+    run.started = (time.time(), run.progress["step"])
     session.log(f"{init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
-                f"({len(train_set)} train / {len(val_set)} val, {num_classes} classes), {world_size} process(es) "
+                f"({len(train_set)} train / {len(val_set)} val, {len(classes)} classes), {world_size} process(es) "
                 f"on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), {ocfg['epochs']} epochs x "
                 f"{steps_per_epoch} steps; run dir {session.run_dir}")
-    start_time, start_step = time.time(), step
-    try:
-        while step < total_steps:
-            trained.train()
-            sampler.set_epoch(epoch, micro_in_epoch * batch)
-            train_set.epoch = epoch
-            t0, seen0 = time.time(), sums["seen"]
-            for x, y in session.loader(train_set, sampler, batch, dcfg["num_workers"], epoch):
-                if micro_in_epoch % accum == 0:
-                    set_lr(optimizer, lr_at(step, base_lr, warmup, schedule_total, ocfg["min_lr"]))
-                x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
-                if mixup is not None:
-                    x, y = mixup(x, y)
-                with session.autocast():
-                    loss = criterion(forward(x), y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
-                session.scaler.scale(loss / accum).backward()
-                sums["loss"] += loss.item()
-                sums["seen"] += 1
-                micro_in_epoch += 1
-                if micro_in_epoch % accum:
-                    continue
-                session.scaler.step(optimizer)
-                session.scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                if step % rt["log_every"] == 0 and session.main:
-                    eta = (time.time() - start_time) / max(step - start_step, 1) * (total_steps - step)
-                    print(f"[{mode}] ep {epoch + 1}/{ocfg['epochs']} it {step}/{total_steps} loss "
-                          f"{sums['loss'] / sums['seen']:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
-                          f"{(sums['seen'] - seen0) * batch * world_size / (time.time() - t0):.1f} img/s "
-                          f"mem {peak_memory_gib(device):.2f}G eta {format_seconds(eta)}", flush=True)
-                if micro_in_epoch == steps_per_epoch * accum or step >= total_steps:
-                    break
-                if save_every_iters and step % save_every_iters == 0:
-                    session.save("last.pth", state())
-                if session.stop_requested(step):
-                    session.preempt(step, state())
-            if micro_in_epoch < steps_per_epoch * accum:  # runtime.max_iters ended the run mid-epoch
-                session.save("last.pth", state())
-                break
-            epoch, micro_in_epoch = epoch + 1, 0
-            record = {"epoch": epoch, "train_loss": session.all_reduce([sums["loss"] / max(sums["seen"], 1)])[0],
-                      "lr": optimizer.param_groups[0]["lr"]}
-            sums = {"loss": 0.0, "seen": 0}
-            if epoch % rt["eval_every"] == 0 or epoch == ocfg["epochs"]:
-                model.eval()
-                metrics = evaluate(lambda x: model(x) if not cached else model.head(x), val_loader, session,
-                                   num_classes)
-                best = {f"best_{k}": max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
-                record.update(metrics)
-            logger.log(step, record, f"[{mode}] epoch {epoch}/{ocfg['epochs']}: " + ", ".join(
-                f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
-            session.save("last.pth", state())
-            if step < total_steps and session.stop_requested(step):
-                session.preempt(step, state())
-    finally:
-        logger.close()
-    result = metrics_record(mode, ds_name, {"method": init_name, "checkpoint": mcfg.get("init")}, mcfg["arch"],
-                            {**metrics, **best}, step, step / steps_per_epoch, session.elapsed(),
-                            session.path("config.json"))
+    return run
+
+
+def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool:
+    """The rest of the current epoch; True when it ended, False when runtime.max_iters stopped it first.
+    Checkpoints every runtime.save_every_iters steps; a stop signal checkpoints and raises Preempted."""
+    ocfg, rt, mode = cfg["optim"], cfg["runtime"], run.mode
+    batch, accum, world_size, device = ocfg["batch_size"], ocfg["accum_iter"], session.world_size, session.device
+    progress, optimizer, sums = run.progress, run.optimizer, run.progress["sums"]
+    warmup = ocfg["warmup_epochs"] * run.steps_per_epoch
+    schedule_total = run.steps_per_epoch * ocfg["epochs"]
+    save_every_iters, epoch_micros = rt.get("save_every_iters") or 0, run.steps_per_epoch * accum
+    run.trained.train()
+    run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
+    run.train_set.epoch = progress["epoch"]
+    t0, seen0 = time.time(), sums["seen"]
+    for x, y in session.loader(run.train_set, run.sampler, batch, cfg["data"]["num_workers"], progress["epoch"]):
+        if progress["micro_in_epoch"] % accum == 0:
+            set_lr(optimizer, lr_at(progress["step"], run.base_lr, warmup, schedule_total, ocfg["min_lr"]))
+        x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
+        if run.mixup is not None:
+            x, y = run.mixup(x, y)
+        with session.autocast():
+            loss = run.criterion(run.forward(x), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {progress['epoch'] + 1}, step "
+                                     f"{progress['step']}")
+        session.scaler.scale(loss / accum).backward()
+        sums["loss"] += loss.item()
+        sums["seen"] += 1
+        progress["micro_in_epoch"] += 1
+        if progress["micro_in_epoch"] % accum:
+            continue
+        session.scaler.step(optimizer)
+        session.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        progress["step"] += 1
+        step = progress["step"]
+        if step % rt["log_every"] == 0 and session.main:
+            eta = (time.time() - run.started[0]) / max(step - run.started[1], 1) * (run.total_steps - step)
+            print(f"[{mode}] ep {progress['epoch'] + 1}/{ocfg['epochs']} it {step}/{run.total_steps} loss "
+                  f"{sums['loss'] / sums['seen']:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+                  f"{(sums['seen'] - seen0) * batch * world_size / (time.time() - t0):.1f} img/s "
+                  f"mem {peak_memory_gib(device):.2f}G eta {format_seconds(eta)}", flush=True)
+        if progress["micro_in_epoch"] == epoch_micros or step >= run.total_steps:
+            break
+        if save_every_iters and step % save_every_iters == 0:
+            session.save("last.pth", run.state())
+        if session.stop_requested(step):
+            session.preempt(step, run.state())
+    return progress["micro_in_epoch"] == epoch_micros
+
+
+def end_epoch(session: Session, cfg: dict, run: ClassificationRun, logger: RunLogger):
+    """Evaluate when due, log the epoch, checkpoint; a stop signal then raises Preempted."""
+    ocfg, progress = cfg["optim"], run.progress
+    progress["epoch"], progress["micro_in_epoch"] = progress["epoch"] + 1, 0
+    epoch, sums = progress["epoch"], progress["sums"]
+    record = {"epoch": epoch, "train_loss": session.all_reduce([sums["loss"] / max(sums["seen"], 1)])[0],
+              "lr": run.optimizer.param_groups[0]["lr"]}
+    progress["sums"] = {"loss": 0.0, "seen": 0}
+    if epoch % cfg["runtime"]["eval_every"] == 0 or epoch == ocfg["epochs"]:
+        run.model.eval()
+        metrics = evaluate(run.model.head if run.cached else run.model, run.val_loader, session,
+                           run.names["num_classes"])
+        best = progress["best"]
+        progress["best"] = {f"best_{k}": max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
+        progress["metrics"] = metrics
+        record.update(metrics)
+    logger.log(progress["step"], record, f"[{run.mode}] epoch {epoch}/{ocfg['epochs']}: " + ", ".join(
+        f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+    session.save("last.pth", run.state())
+    if progress["step"] < run.total_steps and session.stop_requested(progress["step"]):
+        session.preempt(progress["step"], run.state())
+
+
+def finish(session: Session, cfg: dict, run: ClassificationRun) -> dict:
+    """metrics.json of the whole run (the last evaluation and the best of all)."""
+    mcfg, p = cfg["model"], run.progress
+    result = metrics_record(run.mode, run.names["data"], {"method": run.names["init"], "checkpoint": mcfg.get("init")},
+                            mcfg["arch"], {**p["metrics"], **p["best"]}, p["step"], p["step"] / run.steps_per_epoch,
+                            session.elapsed(), session.path("config.json"))
     session.write_metrics(result)
     session.log("done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
                 f" ({format_seconds(result['wall_time_s'])}); {session.path('metrics.json')}")

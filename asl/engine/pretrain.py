@@ -5,6 +5,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -55,113 +56,148 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = Fals
     metrics.json record. Raises Preempted after checkpointing when a stop signal arrives."""
     session = Session(cfg, run_dir, "pretrain", resume, force)
     try:
-        return _train(session, cfg)
+        run = setup(session, cfg)
+        logger = RunLogger(run_dir, enabled=session.main, tensorboard=cfg["runtime"].get("tensorboard", True))
+        try:
+            while run.progress["step"] < run.total_steps:
+                train_one_epoch(session, cfg, run, logger)
+        finally:
+            logger.close()
+        return finish(session, cfg, run)
     finally:
         session.close()
 
 
-def _train(session: Session, cfg: dict) -> dict:
-    rank, world_size, device, main = session.rank, session.world_size, session.device, session.main
+@dataclass
+class PretrainRun:
+    """What one pretraining run trains with, and where it is (`progress`, saved in every checkpoint)."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model as trained: compiled and / or wrapped in DDP
+    optimizer: torch.optim.Optimizer
+    dataset: torch.utils.data.Dataset
+    dataset_name: str
+    sampler: ResumableSampler
+    steps_per_epoch: int
+    total_steps: int
+    base_lr: float
+    progress: dict = field(default_factory=lambda: dict(step=0, epoch=0, micro_in_epoch=0, last_loss=None))
+    skipped: int = 0  # unreadable files of this piece of the run
+    window: "Window" = None
+    started: tuple = (0.0, 0)  # (time, step) this piece started at, for the ETA
+
+    def state(self) -> dict:
+        p = self.progress
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "iteration": p["step"],
+                "epoch": p["epoch"], "micro_in_epoch": p["micro_in_epoch"], "last_loss": p["last_loss"]}
+
+
+def setup(session: Session, cfg: dict) -> PretrainRun:
+    """Model (checked before any data is listed), data, optimizer and schedule; the resume checkpoint loaded."""
     rt, opt_cfg, mcfg = cfg["runtime"], cfg["optim"], cfg["model"]
     model_kwargs = {k: v for k, v in mcfg.items() if k not in ("arch", "img_size", "method")}
-    try:  # before any data is listed: a bad arch / method / loss is a one-line error at once
-        model = build_pretrain_model(mcfg["arch"], mcfg["img_size"], mcfg["method"], **model_kwargs).to(device)
+    try:  # a bad arch / method / loss is a one-line error at once
+        model = build_pretrain_model(mcfg["arch"], mcfg["img_size"], mcfg["method"], **model_kwargs)
     except (KeyError, ValueError, TypeError) as err:
         raise UserError(f"model config: {err.args[0]}") from None
-    dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], rank)
-    batch, accum = opt_cfg["batch_size"], opt_cfg["accum_iter"]
-    sampler = ResumableSampler(len(dataset), rt["seed"], rank, world_size)
-    micro_per_epoch = sampler.per_rank // batch
-    steps_per_epoch = micro_per_epoch // accum
+    model.to(session.device)
+    dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], session.rank)
+    batch, accum, world_size = opt_cfg["batch_size"], opt_cfg["accum_iter"], session.world_size
+    sampler = ResumableSampler(len(dataset), rt["seed"], session.rank, world_size)
+    steps_per_epoch = sampler.per_rank // batch // accum
     if steps_per_epoch == 0:
         raise UserError(f"{len(dataset)} images cannot fill one step of batch {batch} x accum {accum} x "
                         f"{world_size} processes; lower optim.batch_size")
     total_steps = steps_per_epoch * opt_cfg["epochs"]
-    if rt.get("max_iters"):
-        total_steps = min(total_steps, rt["max_iters"])
+    total_steps = min(total_steps, rt.get("max_iters") or total_steps)
     eff_batch = batch * accum * world_size
     base_lr = opt_cfg["lr"] or opt_cfg["blr"] * eff_batch / 256
-
     optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
                                   betas=tuple(opt_cfg["betas"]))
-    step, epoch, micro_in_epoch, last_loss = 0, 0, 0, None
+    net = torch.compile(model) if rt.get("compile") else model
+    if world_size > 1:
+        device = session.device
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    run = PretrainRun(model, net, optimizer, dataset, dataset_name, sampler, steps_per_epoch, total_steps, base_lr)
     ckpt = session.load()
     if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        step, epoch, micro_in_epoch = ckpt["iteration"], ckpt["epoch"], ckpt["micro_in_epoch"]
-        last_loss = ckpt.get("last_loss")
-
-    net = torch.compile(model) if rt.get("compile") else model
-    if world_size > 1:
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-
-    def state():
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "micro_in_epoch": micro_in_epoch, "iteration": step, "last_loss": last_loss}
-
-    run_dir = session.run_dir
-    logger = RunLogger(run_dir, enabled=main, tensorboard=rt.get("tensorboard", True))
+        run.progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
+                            last_loss=ckpt.get("last_loss"))
+    run.window, run.started = Window(session.device), (time.time(), run.progress["step"])
     session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
-                f"{world_size} process(es) on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), "
-                f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {run_dir}")
-    warmup = opt_cfg["warmup_epochs"] * steps_per_epoch
-    schedule_total = steps_per_epoch * opt_cfg["epochs"]
-    keep_every = rt.get("keep_every_epochs") or 0
-    start_time, start_step, skipped_total = time.time(), step, 0
-    window = Window(device)
+                f"{world_size} process(es) on {session.device.type}, batch {eff_batch} (lr {base_lr:.3g}), "
+                f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {session.run_dir}")
+    return run
+
+
+def train_one_epoch(session: Session, cfg: dict, run: PretrainRun, logger: RunLogger):
+    """The rest of the current epoch (all of it, unless the run resumed mid-epoch), or up to the last step.
+    Checkpoints as the runtime config says; a stop signal checkpoints and raises Preempted."""
+    rt, opt_cfg = cfg["runtime"], cfg["optim"]
+    batch, accum, world_size = opt_cfg["batch_size"], opt_cfg["accum_iter"], session.world_size
+    progress, optimizer, net = run.progress, run.optimizer, run.net
+    warmup = opt_cfg["warmup_epochs"] * run.steps_per_epoch
+    schedule_total = run.steps_per_epoch * opt_cfg["epochs"]
+    keep_every, save_every_iters = rt.get("keep_every_epochs") or 0, rt.get("save_every_iters") or 0
+
+    def log():
+        progress["last_loss"] = _log(session, logger, run.window, progress["step"], run.total_steps,
+                                     progress["epoch"], opt_cfg["epochs"], lr, *run.started, run.skipped)
+
+    run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
+    run.dataset.epoch = progress["epoch"]
     net.train()
-    try:
-        while step < total_steps:
-            sampler.set_epoch(epoch, micro_in_epoch * batch)
-            dataset.epoch = epoch
-            loader = session.loader(dataset, sampler, batch, cfg["data"]["num_workers"], epoch, collate_skip_bad)
-            for imgs, skipped in loader:
-                skipped_total += skipped
-                if micro_in_epoch % accum == 0:
-                    lr = lr_at(step, base_lr, warmup, schedule_total, opt_cfg["min_lr"])
-                    set_lr(optimizer, lr)
-                sync = (micro_in_epoch + 1) % accum == 0
-                if imgs is not None:
-                    imgs = imgs.to(device, non_blocking=True)
-                    no_sync = net.no_sync if (world_size > 1 and not sync) else nullcontext
-                    with no_sync(), session.autocast():
-                        out = net(imgs)
-                    with no_sync():
-                        session.scaler.scale(out["loss"] / accum).backward()
-                    window.add(out, imgs.shape[0] * world_size)
-                micro_in_epoch += 1
-                if not sync:
-                    continue
-                session.scaler.step(optimizer)
-                session.scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                if micro_in_epoch >= accum * steps_per_epoch:
-                    epoch, micro_in_epoch = epoch + 1, 0
-                save_every_iters = rt.get("save_every_iters") or 0
-                epoch_done = micro_in_epoch == 0 and epoch % max(rt["save_every_epochs"], 1) == 0
-                saving = step == total_steps or (save_every_iters and step % save_every_iters == 0) or epoch_done
-                if step % rt["log_every"] == 0 or saving:  # the loss is read (a host sync) only here
-                    last_loss = _log(session, logger, window, step, total_steps, epoch, opt_cfg["epochs"], lr,
-                                     start_time, start_step, skipped_total)
-                if saving:
-                    session.save("last.pth", state())
-                if micro_in_epoch == 0 and keep_every and epoch % keep_every == 0:
-                    session.save(f"epoch_{epoch:04d}.pth", state())
-                if step < total_steps and session.stop_requested(step):
-                    if window.n:
-                        last_loss = _log(session, logger, window, step, total_steps, epoch, opt_cfg["epochs"], lr,
-                                         start_time, start_step, skipped_total)
-                    session.preempt(step, state())
-                if step >= total_steps or micro_in_epoch == 0:
-                    break
-    finally:
-        logger.close()
-    skipped_all = session.all_reduce([skipped_total], op="sum")[0]
-    metrics = metrics_record("pretrain", dataset_name, {"method": mcfg["method"], "checkpoint": None}, mcfg["arch"],
-                             {"loss": last_loss, "skipped_files": skipped_all}, step, step / steps_per_epoch,
-                             session.elapsed(), session.path("config.json"),
+    for imgs, skipped in session.loader(run.dataset, run.sampler, batch, cfg["data"]["num_workers"],
+                                        progress["epoch"], collate_skip_bad):
+        run.skipped += skipped
+        if progress["micro_in_epoch"] % accum == 0:
+            lr = lr_at(progress["step"], run.base_lr, warmup, schedule_total, opt_cfg["min_lr"])
+            set_lr(optimizer, lr)
+        sync = (progress["micro_in_epoch"] + 1) % accum == 0
+        if imgs is not None:
+            imgs = imgs.to(session.device, non_blocking=True)
+            no_sync = net.no_sync if (world_size > 1 and not sync) else nullcontext
+            with no_sync(), session.autocast():
+                out = net(imgs)
+            with no_sync():
+                session.scaler.scale(out["loss"] / accum).backward()
+            run.window.add(out, imgs.shape[0] * world_size)
+        progress["micro_in_epoch"] += 1
+        if not sync:
+            continue
+        session.scaler.step(optimizer)
+        session.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        progress["step"] += 1
+        step = progress["step"]
+        if progress["micro_in_epoch"] >= accum * run.steps_per_epoch:
+            progress["epoch"], progress["micro_in_epoch"] = progress["epoch"] + 1, 0
+        epoch_end = progress["micro_in_epoch"] == 0
+        saving = (step == run.total_steps or (save_every_iters and step % save_every_iters == 0)
+                  or (epoch_end and progress["epoch"] % max(rt["save_every_epochs"], 1) == 0))
+        if step % rt["log_every"] == 0 or saving:  # the loss is read (a host sync) only here
+            log()
+        if saving:
+            session.save("last.pth", run.state())
+        if epoch_end and keep_every and progress["epoch"] % keep_every == 0:
+            session.save(f"epoch_{progress['epoch']:04d}.pth", run.state())
+        if step < run.total_steps and session.stop_requested(step):
+            if run.window.n:
+                log()
+            session.preempt(step, run.state())
+        if step >= run.total_steps or epoch_end:
+            return
+
+
+def finish(session: Session, cfg: dict, run: PretrainRun) -> dict:
+    """metrics.json of the whole run (every piece of it)."""
+    mcfg, step, last_loss = cfg["model"], run.progress["step"], run.progress["last_loss"]
+    skipped_all = session.all_reduce([run.skipped], op="sum")[0]
+    metrics = metrics_record("pretrain", run.dataset_name, {"method": mcfg["method"], "checkpoint": None},
+                             mcfg["arch"], {"loss": last_loss, "skipped_files": skipped_all}, step,
+                             step / run.steps_per_epoch, session.elapsed(), session.path("config.json"),
                              checkpoint=session.path("checkpoints", "last.pth"))
     session.write_metrics(metrics)
     session.log(f"done: {step} steps in {format_seconds(metrics['wall_time_s'])}, final loss {last_loss}, "

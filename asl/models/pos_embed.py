@@ -22,7 +22,16 @@ def sincos_2d(dim: int, grid_size: int, cls_token: bool = False) -> torch.Tensor
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, new_grid: int, num_prefix_tokens: int = 1) -> torch.Tensor:
-    """Bicubically resize a (1, prefix + g*g, C) embedding to new_grid*new_grid patches (MAE's interpolate)."""
+    """Bicubically resize a position embedding to another patch grid (MAE's interpolate_pos_embed).
+
+    Args:
+        pos_embed: (1, num_prefix_tokens + g*g, C).
+        new_grid: the new grid side.
+        num_prefix_tokens: leading tokens kept as they are (the cls slot).
+
+    Returns:
+        (1, num_prefix_tokens + new_grid**2, C), the input itself when the grid is unchanged.
+    """
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
     old = int(round(grid.shape[1] ** 0.5))
     if old * old != grid.shape[1]:

@@ -66,8 +66,18 @@ class PretrainModel(nn.Module):
         return normalize_patches(target) if self.norm_pix_loss else target
 
     def forward(self, imgs, mask_ratio=None, generator=None):
-        """Returns a dict: loss (scalar), terms (dict of detached scalars), pred (plain branch), mask,
-        and pred_enhanced for ASL."""
+        """One pretraining step's forward pass.
+
+        Args:
+            imgs: (B, 3, H, W) normalised images.
+            mask_ratio: fraction of patches masked (default: the model's).
+            generator: torch.Generator of the random masking (default: the global RNG).
+
+        Returns:
+            dict with `loss` (scalar), `terms` (name -> detached scalar: recon, and for ASL recon_enh and sem),
+            `pred` (B, L, p*p*3, the plain branch's per-patch predictions), `mask` (B, L, 1 = masked) and, for
+            ASL, `pred_enhanced` (the enhanced branch's predictions).
+        """
         latent, mask, ids_restore = self.encoder.forward_masked(
             imgs, self.mask_ratio if mask_ratio is None else mask_ratio, generator)
         target = self.target(imgs)

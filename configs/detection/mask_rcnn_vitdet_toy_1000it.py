@@ -2,7 +2,7 @@
 # Encoder = the toy pretraining encoder (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16, 128 px, cls slot in
 # pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. Pyramid and heads
 # are slimmed to 64 channels and anchors made small, as the toy calibration found workable (docs/design.md,
-# Toy scenes; 256-channel heads cost ~10x per step). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
+# Toy scenes). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
 #   python tools/train_det.py configs/detection/mask_rcnn_vitdet_toy_1000it.py \\
 #       --init toy_asl_d2.pth --init-name asl
 from detectron2.config import LazyCall as L
@@ -45,14 +45,14 @@ dataloader = lsj_dataloader(train="asl_toy_train", test="asl_toy_val", image_siz
                             min_scale=0.5, max_scale=1.5, num_workers=1, mask_format="bitmask",
                             use_fast_impl=False)
 
-optimizer.lr = 2e-4  # the calibration's: 1e-3 and 4e-4 diverged to ~0 AP from random init
+optimizer.lr = 2e-4  # higher rates diverge from random init (docs/design.md, Toy scenes)
 optimizer.weight_decay = 0.05
 optimizer.params.layer_decay = 0.7
 optimizer.params.num_layers = 6
 
 # Schedule: 1,000 iterations (20 epochs of the 200 scenes), ViTDet's own step schedule (constant lr, x0.1 at 89 %,
-# x0.01 at 96 %) instead of the COCO recipe's half-period cosine: this short a run is far from converged, and with
-# the cosine's lower average lr the detector was still at ~1 AP after 600 iterations (measured, docs/detection.md).
+# x0.01 at 96 %) instead of the COCO recipe's half-period cosine: a run this short is far from converged and needs
+# the higher average lr (docs/detection.md).
 MAX_ITER = 1000
 lr_multiplier = L(WarmupParamScheduler)(
     scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=[889, 963], num_updates=MAX_ITER),
