@@ -114,7 +114,12 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
     base_lr = opt_cfg["lr"] or opt_cfg["blr"] * eff_batch / 256
     optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
                                   betas=tuple(opt_cfg["betas"]))
-    net = torch.compile(model) if rt.get("compile") else model
+    net = model
+    if rt.get("compile"):
+        from torch._inductor import config as inductor_config
+
+        inductor_config.fallback_random = True  # the masks of eager mode: compiled = eager, resume exact
+        net = torch.compile(model)
     if world_size > 1:
         device = session.device
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)

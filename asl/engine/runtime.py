@@ -138,6 +138,16 @@ def _ignore_stop_signals(_worker_id):
         signal.signal(sig, signal.SIG_IGN)
 
 
+def epoch_loader(dataset, sampler, batch_size, num_workers, seed, epoch, collate_fn=None, pin_memory=False):
+    """The training loops' DataLoader of one epoch: worker seeds come from (seed, epoch), not from the global RNG,
+    so creating it mid-epoch after a resume leaves the global RNG (masking, dropout) where the checkpoint left it;
+    workers leave stop signals to the main process."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_fn, drop_last=True, pin_memory=pin_memory, generator=generator,
+                      worker_init_fn=_ignore_stop_signals if num_workers else None)
+
+
 def trim_log(path: str, last_step: int):
     """Drop the records of log.jsonl written after `last_step` (the steps a resumed run repeats)."""
     if not os.path.exists(path):
@@ -243,12 +253,8 @@ class Session:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def loader(self, dataset, sampler, batch_size, num_workers, epoch, collate_fn=None):
-        """A DataLoader over `sampler` whose worker seeds come from (seed, epoch), not from the global RNG:
-        creating it mid-epoch after a resume leaves the global RNG (masking, dropout) where the checkpoint left it."""
-        generator = torch.Generator().manual_seed(self.cfg["runtime"]["seed"] * 1_000_003 + epoch)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                          collate_fn=collate_fn, drop_last=True, pin_memory=self.device.type == "cuda",
-                          generator=generator, worker_init_fn=_ignore_stop_signals if num_workers else None)
+        return epoch_loader(dataset, sampler, batch_size, num_workers, self.cfg["runtime"]["seed"], epoch,
+                            collate_fn, pin_memory=self.device.type == "cuda")
 
     def stop_requested(self, step: int) -> bool:
         """True at a step boundary after a stop signal reached any process (checked every stop_check_every
