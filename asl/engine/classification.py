@@ -27,7 +27,7 @@ from ..models.vit import ViTEncoder
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..results import metrics_record
-from .logger import RunLogger, format_seconds, peak_memory_gib
+from .logger import format_seconds, peak_memory_gib
 from .runtime import Session, exit_when_preempted
 
 MODES = ("linprobe", "finetune")
@@ -133,21 +133,14 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None, f
     """Linear probing or fine-tuning as `cfg` says into `run_dir`; returns the metrics.json record. Raises
     Preempted after checkpointing when a stop signal arrives."""
     assert mode in MODES
-    session = Session(cfg, run_dir, mode, resume, force)
-    try:
+    with Session(cfg, run_dir, mode, resume, force) as session:
         run = setup(session, cfg, mode)
-        logger = RunLogger(run_dir, enabled=session.main, tensorboard=cfg["runtime"].get("tensorboard", True))
-        try:
-            while run.progress["step"] < run.total_steps:
-                if not train_one_epoch(session, cfg, run):
-                    session.save("last.pth", run.state())  # runtime.max_iters ended the run mid-epoch
-                    break
-                end_epoch(session, cfg, run, logger)
-        finally:
-            logger.close()
+        while run.progress["step"] < run.total_steps:
+            if not train_one_epoch(session, cfg, run):
+                session.save("last.pth", run.state())  # runtime.max_iters ended the run mid-epoch
+                break
+            end_epoch(session, cfg, run)
         return finish(session, cfg, run)
-    finally:
-        session.close()
 
 
 def build_criterion(mode: str, aug: dict, num_classes: int):
@@ -299,7 +292,7 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
     return progress["micro_in_epoch"] == epoch_micros
 
 
-def end_epoch(session: Session, cfg: dict, run: ClassificationRun, logger: RunLogger):
+def end_epoch(session: Session, cfg: dict, run: ClassificationRun):
     """Evaluate when due, log the epoch, checkpoint; a stop signal then raises Preempted."""
     ocfg, progress = cfg["optim"], run.progress
     progress["epoch"], progress["micro_in_epoch"] = progress["epoch"] + 1, 0
@@ -315,7 +308,7 @@ def end_epoch(session: Session, cfg: dict, run: ClassificationRun, logger: RunLo
         progress["best"] = {f"best_{k}": max(v, best.get(f"best_{k}", v)) for k, v in metrics.items()}
         progress["metrics"] = metrics
         record.update(metrics)
-    logger.log(progress["step"], record, f"[{run.mode}] epoch {epoch}/{ocfg['epochs']}: " + ", ".join(
+    session.logger.log(progress["step"], record, f"[{run.mode}] epoch {epoch}/{ocfg['epochs']}: " + ", ".join(
         f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
     session.save("last.pth", run.state())
     if progress["step"] < run.total_steps and session.stop_requested(progress["step"]):

@@ -19,7 +19,7 @@ from ..models import build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..results import metrics_record
-from .logger import RunLogger, format_seconds, peak_memory_gib
+from .logger import format_seconds, peak_memory_gib
 from .runtime import Session
 
 
@@ -54,18 +54,11 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
 def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = False) -> dict:
     """Pretrain as `cfg` says into `run_dir` (one process, or one per device under torchrun / srun); returns the
     metrics.json record. Raises Preempted after checkpointing when a stop signal arrives."""
-    session = Session(cfg, run_dir, "pretrain", resume, force)
-    try:
+    with Session(cfg, run_dir, "pretrain", resume, force) as session:
         run = setup(session, cfg)
-        logger = RunLogger(run_dir, enabled=session.main, tensorboard=cfg["runtime"].get("tensorboard", True))
-        try:
-            while run.progress["step"] < run.total_steps:
-                train_one_epoch(session, cfg, run, logger)
-        finally:
-            logger.close()
+        while run.progress["step"] < run.total_steps:
+            train_one_epoch(session, cfg, run)
         return finish(session, cfg, run)
-    finally:
-        session.close()
 
 
 @dataclass
@@ -137,7 +130,7 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
     return run
 
 
-def train_one_epoch(session: Session, cfg: dict, run: PretrainRun, logger: RunLogger):
+def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
     """The rest of the current epoch (all of it, unless the run resumed mid-epoch), or up to the last step.
     Checkpoints as the runtime config says; a stop signal checkpoints and raises Preempted."""
     rt, opt_cfg = cfg["runtime"], cfg["optim"]
@@ -148,7 +141,7 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun, logger: RunLo
     keep_every, save_every_iters = rt.get("keep_every_epochs") or 0, rt.get("save_every_iters") or 0
 
     def log():
-        progress["last_loss"] = _log(session, logger, run.window, progress["step"], run.total_steps,
+        progress["last_loss"] = _log(session, run.window, progress["step"], run.total_steps,
                                      progress["epoch"], opt_cfg["epochs"], lr, *run.started, run.skipped)
 
     run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
@@ -231,7 +224,7 @@ class Window:
         self.imgs += imgs
 
 
-def _log(session, logger, window, step, total_steps, epoch, epochs, lr, start_time, start_step, skipped):
+def _log(session, window, step, total_steps, epoch, epochs, lr, start_time, start_step, skipped):
     """Write one progress line / JSON record from the window and reset it; returns the mean loss. A non-finite
     loss stops the run before anything is saved, so the last checkpoint stays good."""
     n = max(window.n, 1)
@@ -254,6 +247,6 @@ def _log(session, logger, window, step, total_steps, epoch, epochs, lr, start_ti
     term_text = " ".join(f"{k} {v:.4f}" for k, v in terms.items())
     line = (f"[pretrain] it {step}/{total_steps} ep {epoch}/{epochs} loss {loss:.4f} ({term_text}) lr {lr:.2e} "
             f"{img_s:.1f} img/s mem {mem:.2f}G eta {format_seconds(eta)}")
-    logger.log(step, record, line)
+    session.logger.log(step, record, line)
     window.reset()
     return loss

@@ -27,6 +27,7 @@ from ..cli import UserError
 from ..config import save_config
 from ..results import write_json
 from . import launch as launcher
+from .logger import RunLogger
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again"; tools/slurm/*.sbatch requeue on it
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -185,6 +186,13 @@ class Session:
         self.resume_path = self._claim_run_dir(resume, force)
         self.elapsed_before, self.started = 0.0, time.time()
         self.signals = StopSignals()
+        self.logger = RunLogger(run_dir, enabled=self.main, tensorboard=rt.get("tensorboard", True))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     # ------------------------------------------------------------------------------------------ run directory
     def path(self, *parts):
@@ -289,6 +297,7 @@ class Session:
             print(f"[{self.tag}] {text}", flush=True)
 
     def close(self):
+        self.logger.close()
         self.signals.close()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
