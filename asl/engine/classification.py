@@ -272,9 +272,7 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
         progress["micro_in_epoch"] += 1
         if progress["micro_in_epoch"] % accum:
             continue
-        session.scaler.step(optimizer)
-        session.scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        session.optimizer_step(optimizer)
         progress["step"] += 1
         step = progress["step"]
         if step % rt["log_every"] == 0 and session.main:

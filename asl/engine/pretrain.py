@@ -165,9 +165,7 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
         progress["micro_in_epoch"] += 1
         if not sync:
             continue
-        session.scaler.step(optimizer)
-        session.scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        session.optimizer_step(optimizer)
         progress["step"] += 1
         step = progress["step"]
         if progress["micro_in_epoch"] >= accum * run.steps_per_epoch:

@@ -255,6 +255,13 @@ class Session:
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.started
 
+    def optimizer_step(self, optimizer):
+        """Step `optimizer` through the AMP scaler (unscaling, skipping a step with inf / NaN gradients in fp16)
+        and clear the gradients."""
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
     def autocast(self):
         if self.amp_dtype is None:
             return nullcontext()
