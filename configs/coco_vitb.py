@@ -1,3 +1,9 @@
 # The entry point of `tools/train_det.py configs/coco_vitb.py`: ViTDet Mask R-CNN, ViT-B/16, COCO, LSJ 1024,
-# 100 epochs. The recipe lives in configs/detection/mask_rcnn_vitdet_vitb_lsj1024_100ep_coco.py.
-from .detection.mask_rcnn_vitdet_vitb_lsj1024_100ep_coco import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
+# 100 epochs. The recipe lives in configs/detection/mask_rcnn_vitdet_b_100ep_coco.py.
+from .detection.mask_rcnn_vitdet_b_100ep_coco import (  # noqa: F401  (a LazyConfig exports the names it holds)
+    dataloader,
+    lr_multiplier,
+    model,
+    optimizer,
+    train,
+)

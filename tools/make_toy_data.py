@@ -4,6 +4,8 @@
 Example:
     python tools/make_toy_data.py                       # -> $ASL_DATASETS/toy_scenes (default ./datasets)
     python tools/make_toy_data.py --out /tmp/toy --num-unlabeled 5000 --size 96 --seed 1
+    python tools/make_toy_data.py --out /tmp/big/toy_scenes --size 640 --num-unlabeled 64 --num-train 16 \
+        --num-val 4 --standard-layouts /tmp/big       # full-size stand-ins for COCO and ADE20K
 """
 import argparse
 import os
@@ -14,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tqdm import tqdm  # noqa: E402
 
 from asl.cli import UserError, dataset_root, main_guard  # noqa: E402
-from asl.data.toy import TOY_SCENES, write_toy_scenes  # noqa: E402
+from asl.data.toy import TOY_SCENES, write_standard_layouts, write_toy_scenes  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,6 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--num-val", type=int, default=TOY_SCENES["num_val"], help="labeled validation scenes")
     parser.add_argument("--size", type=int, default=TOY_SCENES["size"], help="image side in pixels")
     parser.add_argument("--seed", type=int, default=TOY_SCENES["seed"])
+    parser.add_argument("--standard-layouts", metavar="ROOT",
+                        help="also lay the scenes out as COCO (coco/train2017, ...) and ADE20K "
+                             "(ADEChallengeData2016/...) under ROOT, so the real configs run on them (timing)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser.parse_args(argv)
 
@@ -42,6 +47,9 @@ def main(argv=None):
     with tqdm(total=total, desc="toy scenes", unit="scene") as bar:
         write_toy_scenes(out, args.num_unlabeled, args.num_train, args.num_val, args.size, args.seed, bar.update)
     print(f"wrote {total} scenes ({args.size}px, seed {args.seed}) to {out} in {time.time() - start:.1f} s")
+    if args.standard_layouts:
+        counts = write_standard_layouts(out, args.standard_layouts)
+        print(f"laid out as COCO and ADE20K under {args.standard_layouts}: {counts}")
 
 
 if __name__ == "__main__":

@@ -253,3 +253,35 @@ def classification_objects(root: str, split: str) -> list:
         box = tuple(int(round(v)) for v in (left, top, left + side, top + side))
         samples.append((img["file_name"], box, ann["category_id"] - 1))
     return samples
+
+
+def write_standard_layouts(toy_root: str, dataset_root: str) -> dict:
+    """The toy scenes of `toy_root` also in the layouts of the real datasets under `dataset_root`, so that the
+    real configs (COCO, ADE20K) run on them unchanged, e.g. to time them at full size:
+    coco/{train2017,val2017}/ + coco/annotations/instances_{train,val}2017.json (links to the scenes, the same
+    annotations) and ADEChallengeData2016/{images,annotations}/{training,validation}/ (JPEG images as ADE20K has,
+    the label maps: 0 background, which ADE20K's reduce_zero_label ignores, 1-4 the shapes). Returns the counts."""
+    counts = {}
+    coco = os.path.join(dataset_root, "coco")
+    os.makedirs(os.path.join(coco, "annotations"), exist_ok=True)
+    for split, ade_split in (("train", "training"), ("val", "validation")):
+        images = os.path.join(coco, f"{split}2017")
+        if os.path.lexists(images):
+            os.remove(images)
+        os.symlink(os.path.abspath(os.path.join(toy_root, "coco", split)), images)
+        with open(os.path.join(toy_root, "coco", "annotations", f"instances_{split}.json")) as f:
+            data = json.load(f)
+        with open(os.path.join(coco, "annotations", f"instances_{split}2017.json"), "w") as f:
+            json.dump(data, f)
+        ade = os.path.join(dataset_root, "ADEChallengeData2016")
+        for kind in ("images", "annotations"):
+            os.makedirs(os.path.join(ade, kind, ade_split), exist_ok=True)
+        names = sorted(os.listdir(os.path.join(toy_root, "ade", "images", ade_split)))
+        for name in names:
+            stem = os.path.splitext(name)[0]
+            with Image.open(os.path.join(toy_root, "ade", "images", ade_split, name)) as img:
+                img.convert("RGB").save(os.path.join(ade, "images", ade_split, f"{stem}.jpg"), quality=95)
+            with Image.open(os.path.join(toy_root, "ade", "annotations", ade_split, name)) as label:
+                label.save(os.path.join(ade, "annotations", ade_split, f"{stem}.png"))
+        counts[split] = {"coco_images": len(data["images"]), "ade_images": len(names)}
+    return counts
