@@ -8,6 +8,7 @@ MAE, ...) so slow drifts of the machine hit every mode alike; the median over ro
 Examples:
     python tools/benchmark_pretrain.py                                  # ViT-B/16, batch 4, this device
     python tools/benchmark_pretrain.py --batch 64 --amp bf16 --peak-tflops 989 --json out.json   # H100
+    python tools/benchmark_pretrain.py --batch 128 --amp bf16 --compile --fused --peak-tflops 989   # two levers
 """
 import argparse
 import json
@@ -40,14 +41,21 @@ def run_one(args) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     torch.manual_seed(0)
     model = build_pretrain_model(args.arch, args.img_size, **MODES[args.single]).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95),
+                                  fused=args.fused and device.type == "cuda")
     imgs = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
     flops = fvcore_flops_per_image(model, imgs[:1]) if args.flops else None
+    net = model
+    if args.compile:  # as runtime.compile=True trains
+        from torch._inductor import config as inductor_config
+
+        inductor_config.fallback_random = True
+        net = torch.compile(model)
 
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = model(imgs)["loss"]
+            loss = net(imgs)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -82,6 +90,8 @@ def parse_args(argv=None):
     parser.add_argument("--cpu", action="store_true", help="benchmark on the CPU even if a GPU is present")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's dense peak (e.g. 989 for H100 bf16) to report MFU")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (a lever to measure)")
+    parser.add_argument("--fused", action="store_true", help="fused AdamW on a GPU (a lever to measure)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--single", choices=list(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
@@ -95,7 +105,7 @@ def main(argv=None):
         return
     base = [sys.executable, os.path.abspath(__file__), "--arch", args.arch, "--img-size", str(args.img_size),
             "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--amp", args.amp]
-    base += ["--cpu"] if args.cpu else []
+    base += [flag for flag, on in (("--cpu", args.cpu), ("--compile", args.compile), ("--fused", args.fused)) if on]
     runs = {mode: [] for mode in MODES}
     for r in range(args.rounds):
         for mode in MODES:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from asl.cli import UserError, did_you_mean
 from asl.engine.launch import device_for, join_group
+from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
 from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
@@ -198,7 +199,7 @@ def write_metrics(cfg, results, iterations, wall_time, init, summaries=None, pat
     out = metrics_record("detection", family(names), init, model_name(cfg), metrics, iterations,
                          round(iterations * batch / train_images, 3) if train_images and iterations else 0,
                          round(wall_time, 1), os.path.join(cfg.train.output_dir, "config.yaml"),
-                         per_category_AP=per_category, notes=notes)
+                         per_category_AP=per_category, notes=notes, peak_memory_gib=peak_gpu_memory_gib())
     path = path or os.path.join(cfg.train.output_dir, "metrics.json")
     write_json(path, out)
     for note in notes:

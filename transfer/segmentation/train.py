@@ -20,6 +20,7 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 from asl.checkpoint import read_checkpoint
 from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
+from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
 
@@ -267,6 +268,10 @@ def prepare(args) -> Config:
     if args.launcher != "none" and not _has_accelerator():
         cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())["backend"] = "gloo"
     sync_schedule(cfg, original_max_iters, options)
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(name)
+        if loader and loader.get("num_workers") == 0 and loader.get("persistent_workers"):
+            loader.persistent_workers = False  # PyTorch refuses persistent workers without workers
     if args.data_path:
         set_data_root(cfg, args.data_path)
     configure_amp(cfg, args.amp)
@@ -368,7 +373,8 @@ def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
     record = metrics_record("segmentation", info.get("dataset", "unknown"), cfg.asl_init, info.get("model", "unknown"),
                             {k: float(metrics[k]) for k in ("mIoU", "mAcc", "aAcc") if k in (metrics or {})},
                             int(iters), round(epochs, 3) if epochs is not None else None, round(wall_time, 1),
-                            os.path.join(runner.work_dir, config_name), eval_only=bool(eval_only))
+                            os.path.join(runner.work_dir, config_name), eval_only=bool(eval_only),
+                            peak_memory_gib=peak_gpu_memory_gib())
     if eval_only:
         record["checkpoint"] = cfg.load_from
     if is_main_process():

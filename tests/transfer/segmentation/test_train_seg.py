@@ -216,3 +216,11 @@ def test_known_override_of_a_registered_type_is_accepted(tmp_path, toy_root):
                                  "train_dataloader.dataset.indices=4", "optim_wrapper.optimizer.eps=1e-6"])
     cfg = seg_train.prepare(args)
     assert cfg.train_dataloader.dataset.indices == 4 and cfg.optim_wrapper.optimizer.eps == 1e-6
+
+
+def test_no_workers_turns_persistent_workers_off(tmp_path, toy_root):
+    args = seg_train.parse_args([TOY, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+                                 "train_dataloader.num_workers=0"])
+    cfg = seg_train.prepare(args)
+    assert cfg.train_dataloader.persistent_workers is False  # PyTorch refuses persistent workers without workers
+    assert cfg.val_dataloader.persistent_workers is True and cfg.val_dataloader.num_workers == 1
