@@ -10,6 +10,7 @@ import sys
 import time
 
 from .cli import UserError
+from .engine.runtime import EXIT_PREEMPTED, StopSignals
 from .results import collect, write_table
 
 STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
@@ -67,7 +68,16 @@ class Pipeline:
         print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         self.tools_run += 1
-        if subprocess.run(cmd, env=env).returncode:
+        signals = StopSignals()  # a stop signal is the tool's to act on (it saves and exits 75); this one waits
+        try:
+            returncode = subprocess.run(cmd, env=env).returncode
+        finally:
+            signals.close()
+        if returncode == EXIT_PREEMPTED:
+            print(f"[pipeline] {what} stopped at a checkpoint (preempted); rerun the same command to continue",
+                  file=sys.stderr, flush=True)
+            sys.exit(EXIT_PREEMPTED)
+        if returncode:
             raise UserError(f"stage '{what}' failed (its output is above); fix it and rerun: finished stages are "
                             "reused and an interrupted one continues from its checkpoint")
         if not os.path.exists(metrics):

@@ -39,7 +39,7 @@ step detection "$PY" tools/train_det.py configs/coco_vitb.py --data-root "$DATA"
 step segmentation "$PY" tools/train_seg.py configs/ade20k_vitb_upernet.py --data-root "$DATA" \
   --output-dir "$OUT/segmentation" --amp --force train_cfg.max_iters=50 train_cfg.val_interval=50 \
   train_dataloader.batch_size=2
-"$PY" - "$OUT" "${failed[@]}" <<'EOF'
+"$PY" - "$OUT" ${failed[@]+"${failed[@]}"} <<'EOF'
 import json, os, statistics, sys
 out, failed = sys.argv[1], sys.argv[2:]
 summary = {"failed": failed}

@@ -36,10 +36,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from detectron2.engine import default_argument_parser, launch  # noqa: E402
+from torch.multiprocessing import ProcessRaisedException  # noqa: E402
 
 from asl.cli import UserError, add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.engine import launch as launcher  # noqa: E402
-from asl.engine.runtime import exit_when_preempted  # noqa: E402
+from asl.engine.runtime import EXIT_PREEMPTED, StopSignals, exit_when_preempted  # noqa: E402
 from transfer.detection.data import prepare_datasets  # noqa: E402
 from transfer.detection.engine import claim_output_dir, join_external_launch, load_config, run  # noqa: E402
 
@@ -104,7 +105,7 @@ def main(argv=None):
             raise UserError(f"started by {external.source} as process {external.rank} of {external.world_size}: "
                             "leave out --num-gpus / --num-machines (the launcher starts one process per GPU)")
         join_external_launch(external)
-    claim_output_dir(cfg, args)
+    claim_output_dir(cfg, args, main=external.rank == 0 and args.machine_rank == 0)
     # Every check that can fail on the user's data runs here, before anything is built (the main process first:
     # it may generate the toy scenes).
     if external.rank == 0:
@@ -116,8 +117,19 @@ def main(argv=None):
         if external.rank:
             args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
         return run(args)
-    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    # detectron2's launch spawns the processes: this one waits for them through a stop signal (they save and
+    # stop) and passes their status 75 on
+    signals = StopSignals()
+    try:
+        launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except ProcessRaisedException as err:
+        if "Preempted" not in str(err):
+            raise
+        print(f"preempted: {str(err).strip().splitlines()[-1]}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_PREEMPTED)
+    finally:
+        signals.close()
 
 
 if __name__ == "__main__":

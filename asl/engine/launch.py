@@ -93,6 +93,8 @@ def join_group(launch: Launch, device: torch.device):
     when the group cannot be formed within ASL_DIST_TIMEOUT seconds."""
     import torch.distributed as dist
 
+    if device.type == "cuda":  # before NCCL: each process on its own GPU
+        torch.cuda.set_device(device)
     if launch.world_size == 1 or dist.is_initialized():
         return
     timeout = float(os.environ.get("ASL_DIST_TIMEOUT", JOIN_TIMEOUT_S))

@@ -22,6 +22,8 @@ from ..results import metrics_record
 from .logger import format_seconds, peak_memory_gib
 from .runtime import Session
 
+TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the loss terms each method logs
+
 
 class NonFiniteLoss(RuntimeError):
     """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched."""
@@ -180,7 +182,7 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
         if epoch_end and keep_every and progress["epoch"] % keep_every == 0:
             session.save(f"epoch_{progress['epoch']:04d}.pth", run.state())
         if step < run.total_steps and session.stop_requested(step):
-            if run.window.n:
+            if step % rt["log_every"] and not saving:  # unlogged steps (decided alike on every process)
                 log()
             session.preempt(step, run.state())
         if step >= run.total_steps or epoch_end:
@@ -225,11 +227,14 @@ class Window:
 def _log(session, window, step, total_steps, epoch, epochs, lr, start_time, start_step, skipped):
     """Write one progress line / JSON record from the window and reset it; returns the mean loss. A non-finite
     loss stops the run before anything is saved, so the last checkpoint stays good."""
-    n = max(window.n, 1)
-    names = list(window.terms)
-    local = torch.stack([window.loss if window.loss is not None else torch.zeros((), device=session.device),
-                         *(window.terms[k] for k in names)]).double().cpu() / n
-    loss, *values = session.all_reduce(local.tolist())
+    # sums and counts reduced over the processes, with the same names on each (a process whose window held
+    # only unreadable files contributes zeros): every process takes part in the same collective
+    names = TERM_NAMES[session.cfg["model"]["method"]]
+    zero = torch.zeros((), device=session.device)
+    local = torch.stack([window.loss if window.loss is not None else zero,
+                         *(window.terms.get(k, zero) for k in names)]).double().cpu().tolist()
+    *sums, count = session.all_reduce([*local, window.n], op="sum")
+    loss, *values = (v / max(count, 1) for v in sums)
     if not math.isfinite(loss):
         raise NonFiniteLoss(
             f"loss is {loss} between iterations {step - window.n + 1} and {step} (epoch {epoch + 1}); stopping. "

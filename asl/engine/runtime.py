@@ -76,19 +76,23 @@ def refuse_changed_config(saved: dict, new: dict, allowed=RESUMABLE_KEYS):
 
 
 def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main: bool, run_files,
-                  resume_flag: str):
+                  resume_flag: str, keep=()):
     """A new run never writes over another run's checkpoint: `holds_run` (the directory has one) without
     `resume` or `force` is refused, naming both flags. A new run (forced, or into a directory without a
-    checkpoint) first removes the `run_files` an earlier run left, so no record mixes two runs."""
+    checkpoint) first removes the `run_files` an earlier run left, so no record mixes two runs; a resume never
+    removes anything, and the files in `keep` (the run's initial weights) are never removed."""
     if force and resume:
         raise UserError("--force starts over and --resume continues: give one of them")
     if holds_run and not force and not resume:
         raise UserError(f"{run_dir} already holds a run (a checkpoint); continue it with {resume_flag}, or start "
                         "over with --force (deletes its checkpoints and logs)")
-    if (holds_run and resume and not force) or not main or not os.path.isdir(run_dir):
-        return  # a resumed run keeps its files
+    if resume or not main or not os.path.isdir(run_dir):
+        return
+    kept = {os.path.realpath(k) for k in keep if k}
     for name in run_files:
         for target in glob.glob(os.path.join(run_dir, name)):
+            if os.path.realpath(target) in kept:
+                continue
             if os.path.isdir(target):
                 shutil.rmtree(target)
             else:
@@ -132,11 +136,22 @@ def set_rng_state(state: dict):
         torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
 
 
-def _ignore_stop_signals(_worker_id):
+def ignore_stop_signals(_worker_id=None):
     """DataLoader workers leave SIGTERM / SIGUSR1 to the main process, which stops at a step boundary (SLURM
     signals every process of a step; a worker killed by it would crash the loader instead)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def with_stop_signals_ignored(worker_init_fn):
+    """A DataLoader worker_init_fn that runs `worker_init_fn` (None: nothing) and then ignore_stop_signals."""
+
+    def init(worker_id):
+        if worker_init_fn is not None:
+            worker_init_fn(worker_id)
+        ignore_stop_signals()
+
+    return init
 
 
 def epoch_loader(dataset, sampler, batch_size, num_workers, seed, epoch, collate_fn=None, pin_memory=False):
@@ -146,15 +161,21 @@ def epoch_loader(dataset, sampler, batch_size, num_workers, seed, epoch, collate
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, drop_last=True, pin_memory=pin_memory, generator=generator,
-                      worker_init_fn=_ignore_stop_signals if num_workers else None)
+                      worker_init_fn=ignore_stop_signals if num_workers else None)
 
 
 def trim_log(path: str, last_step: int):
     """Drop the records of log.jsonl written after `last_step` (the steps a resumed run repeats)."""
     if not os.path.exists(path):
         return
+    def before(line):  # a line torn by a kill mid-write is dropped too
+        try:
+            return json.loads(line).get("step", 0) <= last_step
+        except json.JSONDecodeError:
+            return False
+
     with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
+        kept = [line for line in f if line.strip() and before(line)]
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.writelines(kept)
@@ -215,9 +236,11 @@ class Session:
                                 f"{self.world_size}; resume with the same number of processes")
             if self.main:
                 trim_log(self.path("log.jsonl"), saved["iteration"])
-        else:
-            claim_run_dir(self.run_dir, os.path.exists(last), bool(resume), force, self.main,
-                          RUN_FILES + ("checkpoints",), "--resume auto")
+        elif resume and self.main:  # nothing to resume yet: keep what is there (kept epoch checkpoints)
+            trim_log(self.path("log.jsonl"), 0)
+        elif not resume:
+            claim_run_dir(self.run_dir, os.path.exists(last), False, force, self.main,
+                          RUN_FILES + ("checkpoints",), "--resume auto", keep=[self.cfg["model"].get("init")])
         self.barrier()
         os.makedirs(self.path("checkpoints"), exist_ok=True)
         if self.main:
@@ -283,8 +306,10 @@ class Session:
         return bool(flag.item())
 
     def preempt(self, step: int, state: dict):
-        """Save `state` as last.pth and raise Preempted."""
+        """Save `state` as last.pth and raise Preempted, on every process once the file is written (a launcher
+        that kills the step at the first exit must not cut the write)."""
         self.save("last.pth", state)
+        self.barrier()
         raise Preempted(self.signals.received or "stop signal", step, self.path("checkpoints", "last.pth"))
 
     def barrier(self):

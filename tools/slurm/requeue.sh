@@ -14,6 +14,7 @@ srun --kill-on-bad-exit=1 "$PY" "$@" &
 step=$!
 wait "$step"; rc=$?
 while kill -0 "$step" 2>/dev/null; do wait "$step"; rc=$?; done  # a trapped signal interrupts `wait`
+wait "$step"; rc=$?  # the step's own status, also when it ended between the trap and the check above
 if [ "$rc" -eq 75 ]; then
   echo "[slurm] the run stopped at a checkpoint (status 75): requeueing job ${SLURM_JOB_ID}"
   scontrol requeue "${SLURM_JOB_ID}"

@@ -86,7 +86,8 @@ def _accepts(target, name: str) -> bool:
 # keys that may change between the pieces of one run (resources, logging, where things are written)
 RESUMABLE_KEYS = ("train.output_dir", "train.log_period", "train.eval_period", "train.checkpointer.period",
                   "train.init_checkpoint", "dataloader.train.num_workers", "dataloader.test.num_workers",
-                  "train.device", "train.amp.enabled")
+                  "train.device", "train.amp.enabled",
+                  "dataloader.train.mapper.instance_mask_format")  # set from the data (match_mask_format)
 RUN_FILES = ("model_*.pth", "last_checkpoint", "log.jsonl", "log.txt*", "metrics.json", INIT_FILE, "tensorboard",
              "config.yaml")
 
@@ -100,7 +101,7 @@ def join_external_launch(launch):
     comm.synchronize()
 
 
-def claim_output_dir(cfg, args):
+def claim_output_dir(cfg, args, main: bool):
     """The run-directory rule of every tool: a new run into a directory holding another run's checkpoint is
     refused (unless --force, which clears it); --resume refuses a config that changed beyond RESUMABLE_KEYS."""
     out = cfg.train.output_dir
@@ -113,7 +114,8 @@ def claim_output_dir(cfg, args):
             new = LazyConfig.load(os.path.join(tmp, "config.yaml"))
         saved = LazyConfig.load(os.path.join(out, "config.yaml"))
         refuse_changed_config(*(OmegaConf.to_container(c, resolve=False) for c in (saved, new)), RESUMABLE_KEYS)
-    claim_run_dir(out, holds_run, args.resume, args.force, comm.is_main_process(), RUN_FILES, "--resume")
+    claim_run_dir(out, holds_run, args.resume, args.force, main, RUN_FILES, "--resume",
+                  keep=[cfg.train.init_checkpoint])
 
 
 def resolve_device(cfg):
@@ -272,6 +274,7 @@ class StopEarly(HookBase):
             name = f"model_{self.trainer.iter:07d}"
             if comm.is_main_process():
                 self.checkpointer.save(name, iteration=self.trainer.iter)
+            comm.synchronize()  # every process leaves once the file is written
             raise StopTraining(reason, self.trainer.iter, os.path.join(self.checkpointer.save_dir, f"{name}.pth"))
 
 
@@ -281,7 +284,7 @@ def do_train(cfg, resume: bool = False, init_method: str = None, summaries=None,
     (other processes, or stopped by `time_limit_min` with a resumable checkpoint). A stop signal saves a
     checkpoint and raises Preempted. `extra_hooks` are appended after the standard ones (tests use one to
     simulate a crash)."""
-    signals = StopSignals()  # before the loader's workers are forked: they inherit it instead of dying
+    signals = StopSignals()
     try:
         return _do_train(cfg, resume, init_method, summaries, extra_hooks, time_limit_min, signals)
     finally:

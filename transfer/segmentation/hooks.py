@@ -5,7 +5,7 @@ import math
 import os
 import time
 
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
@@ -97,4 +97,5 @@ class StopOnSignalHook(Hook):
             if is_main_process():
                 with open(os.path.join(runner.work_dir, "last_checkpoint"), "w") as f:
                     f.write(path)
+            barrier()  # every process leaves once the file is written
             raise StopTraining(reason, runner.iter + 1, path)

@@ -21,7 +21,7 @@ from asl.checkpoint import read_checkpoint
 from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
+from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config, with_stop_signals_ignored
 from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
@@ -42,6 +42,15 @@ class SegRunner(Runner):
     not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model."""
 
     loaded_meta = None
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's loader, whose workers also leave SIGTERM / SIGUSR1 to the main process (which saves at an
+        iteration boundary; SLURM signals every process of a step)."""
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers:
+            loader.worker_init_fn = with_stop_signals_ignored(loader.worker_init_fn)
+        return loader
 
     def load_checkpoint(self, filename, map_location="cpu", strict=False, revise_keys=((r"^module\.", ""),)):
         try:
@@ -305,7 +314,8 @@ def prepare(args) -> Config:
     holds_run = os.path.exists(os.path.join(cfg.work_dir, "last_checkpoint"))
     if resume_from and holds_run:
         refuse_changed_resume(cfg)
-    claim_run_dir(cfg.work_dir, holds_run, bool(resume_from), args.force, is_main_process(), RUN_FILES, "--resume")
+    claim_run_dir(cfg.work_dir, holds_run, bool(args.resume), args.force, detect_launch().rank == 0, RUN_FILES,
+                  "--resume", keep=[pretrained])
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from
         # the weights come from the checkpoint; the encoder's initialisation is that of the original run
@@ -394,7 +404,7 @@ def run(args) -> dict:
         if is_main_process() and not cfg.resume:
             os.makedirs(cfg.work_dir, exist_ok=True)
             write_init(cfg.work_dir, cfg.asl_init)
-        signals = StopSignals()  # before the loader's workers are forked: they inherit it instead of dying
+        signals = StopSignals()
         runner.register_hook(StopOnSignalHook(signals))
         try:
             runner.train()
