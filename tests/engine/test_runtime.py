@@ -15,7 +15,7 @@ from asl.config import apply_overrides, load_config
 from asl.engine.classification import run_classification
 from asl.engine.launch import Launch, detect_launch, first_host
 from asl.engine.pretrain import run_pretrain
-from asl.engine.runtime import EXIT_PREEMPTED, config_changes
+from asl.engine.runtime import EXIT_PREEMPTED, claim_run_dir, config_changes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "pretrain.py")
@@ -192,3 +192,29 @@ def test_one_of_two_slurm_tasks_alone_refuses_with_one_line(toy_root, tmp_path):
     assert out.stderr.startswith("error: process 0 of 2 (slurm) could not join its group")
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "checkpoints" / "last.pth").exists()
+
+
+def test_the_guard_keeps_a_resumed_run_and_initial_weights(tmp_path):
+    (tmp_path / "model_0000009.pth").write_bytes(b"a checkpoint of this run")
+    (tmp_path / "init.pth").write_bytes(b"the weights the run starts from")
+    (tmp_path / "log.jsonl").write_text("{}\n")
+    claim_run_dir(str(tmp_path), holds_run=False, resume=True, force=False, main=True,
+                  run_files=("model_*.pth", "log.jsonl"), resume_flag="--resume")
+    assert (tmp_path / "model_0000009.pth").exists() and (tmp_path / "log.jsonl").exists()  # a resume deletes nothing
+    (tmp_path / "model_init.pth").write_bytes(b"initial weights named like a checkpoint")
+    claim_run_dir(str(tmp_path), holds_run=True, resume=False, force=True, main=True,
+                  run_files=("model_*.pth", "log.jsonl", "init.pth"), resume_flag="--resume",
+                  keep=[str(tmp_path / "model_init.pth"), str(tmp_path / "init.pth")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["init.pth", "model_init.pth"]
+    with pytest.raises(UserError, match="give one of them"):
+        claim_run_dir(str(tmp_path), False, True, True, True, (), "--resume")
+
+
+def test_resume_before_the_first_checkpoint_keeps_kept_epoch_files(toy_root, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "epoch_0100.pth").write_bytes(b"kept")
+    (tmp_path / "log.jsonl").write_text('{"step": 3, "loss": 1.0}\n{"step": 4, "lo')  # torn by a kill
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1"), str(tmp_path), resume="auto")
+    assert (tmp_path / "checkpoints" / "epoch_0100.pth").read_bytes() == b"kept"
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # the earlier piece's records (and the torn line) dropped: nothing to resume from
