@@ -137,10 +137,10 @@ def set_rng_state(state: dict):
 
 
 def ignore_stop_signals(_worker_id=None):
-    """DataLoader workers leave SIGTERM / SIGUSR1 to the main process, which stops at a step boundary (SLURM
-    signals every process of a step; a worker killed by it would crash the loader instead)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    """DataLoader workers leave SIGUSR1 (SLURM's `--signal=USR1@N` before a time limit, sent to every process of
+    the step) to the main process, which stops at a step boundary. SIGTERM keeps PyTorch's worker handling: the
+    parent ends its workers with it (at exit too), and a worker that ignored it would hang the parent's exit."""
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 def with_stop_signals_ignored(worker_init_fn):

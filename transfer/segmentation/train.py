@@ -45,7 +45,7 @@ class SegRunner(Runner):
 
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
-        """mmengine's loader, whose workers also leave SIGTERM / SIGUSR1 to the main process (which saves at an
+        """mmengine's loader, whose workers also leave SIGUSR1 to the main process (which saves at an
         iteration boundary; SLURM signals every process of a step)."""
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers:

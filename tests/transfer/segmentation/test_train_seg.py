@@ -224,3 +224,17 @@ def test_no_workers_turns_persistent_workers_off(tmp_path, toy_root):
     cfg = seg_train.prepare(args)
     assert cfg.train_dataloader.persistent_workers is False  # PyTorch refuses persistent workers without workers
     assert cfg.val_dataloader.persistent_workers is True and cfg.val_dataloader.num_workers == 1
+
+
+def test_a_run_with_persistent_loader_workers_exits(tmp_path, toy_root):
+    """The toy config's loaders keep one persistent worker each: the run must end (a worker that ignored the
+    SIGTERM its parent ends it with at exit hung the process after 'training done')."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, os.path.join(REPO, "tools", "train_seg.py"), TOY, "--data-path",
+                          str(toy_root / "ade"), "--output-dir", str(tmp_path), "train_cfg.max_iters=2",
+                          "train_cfg.val_interval=2", "train_dataloader.dataset.indices=4",
+                          "val_dataloader.dataset.indices=2"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == 2
