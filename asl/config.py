@@ -62,5 +62,6 @@ def apply_overrides(cfg: dict, overrides) -> dict:
 
 
 def save_config(cfg: dict, path: str):
-    with open(path, "w") as f:
-        json.dump(cfg, f, indent=2, default=str)
+    from .results import write_json
+
+    write_json(path, json.loads(json.dumps(cfg, default=str)))

@@ -13,6 +13,7 @@ Examples:
     python tools/benchmark_data.py --data-path /data/coco/train2017 --workers 8,16
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -113,6 +114,8 @@ def main(argv=None):
         raise UserError(f"--workers takes comma-separated integers, got {args.workers!r}") from None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
+        if not args.data_path:
+            print(f"writing {args.images} JPEGs at COCO sizes to {tmp} ...", flush=True)
         folder = args.data_path or write_photos(tmp, args.images)
         data_cfg = dict(dataset="folder", path=folder, transform="mae", file_list_cache=None)
         dataset, name = build_dataset(data_cfg, args.img_size)
@@ -134,7 +137,8 @@ def main(argv=None):
         best = max(workers, key=lambda w: result["loader_img_per_s"][w])
         sampler = ResumableSampler(len(dataset), seed=0)
         loader = epoch_loader(dataset, sampler, args.batch, best, 0, 0, collate_skip_bad, pin_memory=amp)
-        real = train_rate(model, optimizer, (imgs for imgs, _ in _take(loader, args.batches + 1)), device, amp)
+        real_batches = (imgs for imgs, _ in itertools.islice(loader, args.batches + 1))
+        real = train_rate(model, optimizer, real_batches, device, amp)
         synthetic_batch = torch.randn(args.batch, 3, args.img_size, args.img_size)
         synthetic = train_rate(model, optimizer, (synthetic_batch for _ in range(args.batches + 1)), device, amp)
         result.update(arch=args.arch, method=args.method, end_to_end_workers=best,
@@ -146,13 +150,6 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     return result
-
-
-def _take(iterable, count):
-    for i, item in enumerate(iterable):
-        if i >= count:
-            return
-        yield item
 
 
 if __name__ == "__main__":

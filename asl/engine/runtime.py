@@ -136,20 +136,20 @@ def set_rng_state(state: dict):
         torch.cuda.set_rng_state_all([as_tensor(b) for b in state["cuda"]])
 
 
-def ignore_stop_signals(_worker_id=None):
+def ignore_time_limit_signal(_worker_id=None):
     """DataLoader workers leave SIGUSR1 (SLURM's `--signal=USR1@N` before a time limit, sent to every process of
     the step) to the main process, which stops at a step boundary. SIGTERM keeps PyTorch's worker handling: the
     parent ends its workers with it (at exit too), and a worker that ignored it would hang the parent's exit."""
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
-def with_stop_signals_ignored(worker_init_fn):
-    """A DataLoader worker_init_fn that runs `worker_init_fn` (None: nothing) and then ignore_stop_signals."""
+def with_time_limit_signal_ignored(worker_init_fn):
+    """A DataLoader worker_init_fn that runs `worker_init_fn` (None: nothing), then ignore_time_limit_signal."""
 
     def init(worker_id):
         if worker_init_fn is not None:
             worker_init_fn(worker_id)
-        ignore_stop_signals()
+        ignore_time_limit_signal()
 
     return init
 
@@ -157,11 +157,11 @@ def with_stop_signals_ignored(worker_init_fn):
 def epoch_loader(dataset, sampler, batch_size, num_workers, seed, epoch, collate_fn=None, pin_memory=False):
     """The training loops' DataLoader of one epoch: worker seeds come from (seed, epoch), not from the global RNG,
     so creating it mid-epoch after a resume leaves the global RNG (masking, dropout) where the checkpoint left it;
-    workers leave stop signals to the main process."""
+    workers leave SIGUSR1 to the main process."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, drop_last=True, pin_memory=pin_memory, generator=generator,
-                      worker_init_fn=ignore_stop_signals if num_workers else None)
+                      worker_init_fn=ignore_time_limit_signal if num_workers else None)
 
 
 def trim_log(path: str, last_step: int):
@@ -190,8 +190,6 @@ class Session:
         self.cfg, self.run_dir, self.tag = cfg, run_dir, tag
         self.launch = launcher.detect_launch()
         self.device = launcher.device_for(self.launch)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
         launcher.join_group(self.launch, self.device)
         self.rank, self.world_size = self.launch.rank, self.launch.world_size
         self.main = self.rank == 0

@@ -36,13 +36,13 @@ from omegaconf import OmegaConf
 
 from asl.cli import UserError, dataset_root
 from asl.data.toy import ensure_toy_scenes
-from asl.engine.runtime import with_stop_signals_ignored
+from asl.engine.runtime import with_time_limit_signal_ignored
 
 # name -> (dataset family, image folder, annotation file), relative to the dataset root
 logger = logging.getLogger("detectron2.asl")
 # detectron2's loaders seed their workers with this function (looked up at each call): the workers also leave
 # SIGUSR1 to the main process, which saves at a step boundary (SLURM signals every process of a step)
-d2_build.worker_init_reset_seed = with_stop_signals_ignored(d2_build.worker_init_reset_seed)
+d2_build.worker_init_reset_seed = with_time_limit_signal_ignored(d2_build.worker_init_reset_seed)
 SPLITS = {
     "asl_coco_2017_train": ("coco", "coco/train2017", "coco/annotations/instances_train2017.json"),
     "asl_coco_2017_val": ("coco", "coco/val2017", "coco/annotations/instances_val2017.json"),

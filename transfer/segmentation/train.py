@@ -21,7 +21,13 @@ from asl.checkpoint import read_checkpoint
 from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config, with_stop_signals_ignored
+from asl.engine.runtime import (
+    Preempted,
+    StopSignals,
+    claim_run_dir,
+    refuse_changed_config,
+    with_time_limit_signal_ignored,
+)
 from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
@@ -49,7 +55,7 @@ class SegRunner(Runner):
         iteration boundary; SLURM signals every process of a step)."""
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers:
-            loader.worker_init_fn = with_stop_signals_ignored(loader.worker_init_fn)
+            loader.worker_init_fn = with_time_limit_signal_ignored(loader.worker_init_fn)
         return loader
 
     def load_checkpoint(self, filename, map_location="cpu", strict=False, revise_keys=((r"^module\.", ""),)):
