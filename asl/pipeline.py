@@ -1,13 +1,18 @@
 """From pretraining to a results table: data -> pretrain (ASL, MAE) -> convert -> detection -> segmentation ->
 linear probing -> fine-tuning -> table, every transfer stage for each initialisation (ASL, MAE, random) with
-the same budget. Each stage is a tool run in its own process; a stage whose metrics.json exists is reused, so a
-rerun continues where the last one stopped. Only file paths and command lines are known here."""
+the same budget. Each step of a stage is a tool run in its own process; a step whose result exists is reused,
+so a rerun continues where the last one stopped. Only file paths and command lines are known here.
+
+The steps form a graph (a transfer run needs its encoder converted, random initialisation needs nothing), and
+with `jobs` > 1 that many run at once, each with its share of the cores (OMP_NUM_THREADS): on a small CPU, two
+one-thread runs of the toy models get through more work than one two-thread run."""
 import glob
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from .cli import UserError
 from .engine.runtime import EXIT_PREEMPTED, StopSignals
@@ -16,6 +21,7 @@ from .results import collect, write_table
 STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
 TRANSFER_STAGES = ("detection", "segmentation", "linprobe", "finetune")  # a config may leave one out (None)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRESS_EVERY_S = 60  # with parallel steps: how often the last line of each running step's log is shown
 
 
 def _tool(name, nproc: int = 1):
@@ -24,64 +30,170 @@ def _tool(name, nproc: int = 1):
     return [sys.executable, *launcher, os.path.join(REPO, "tools", name)]
 
 
+@dataclass
+class Step:
+    """One tool run of a stage. `done` exists once it has finished; `needs` names the steps it waits for;
+    `resumable` tools get --resume (continue an interrupted run) or --force."""
+    name: str
+    stage: str
+    cmd: list
+    done: str
+    needs: tuple = ()
+    resumable: bool = True
+    quiet: bool = False
+
+
+def _last_line(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(os.path.getsize(path) - 4096, 0))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").replace("\r", "\n").split("\n")]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    return lines[-1][:160] if lines else ""
+
+
 class Pipeline:
-    def __init__(self, cfg: dict, work_dir: str, data_root: str = None, force: bool = False):
+    def __init__(self, cfg: dict, work_dir: str, data_root: str = None, force: bool = False, jobs: int = None):
         # absolute, so that results.json names files that can be found from anywhere
         self.cfg, self.work_dir, self.data_root, self.force = cfg, os.path.abspath(work_dir), data_root, force
         self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
-        self.times = {}
-        self.tools_run = 0  # tool processes started; a stage that only reused results keeps its recorded time
+        self.jobs = int(jobs or cfg.get("jobs", 1))
+        if self.jobs < 1:
+            raise UserError(f"jobs must be at least 1, got {self.jobs}")
+        self.times, self.timeline = {}, []
 
     def path(self, *parts):
         return os.path.join(self.work_dir, *parts)
+
+    @property
+    def pretrained_methods(self):
+        return [m for m in self.inits if m != "random"]
 
     def run(self, stages):
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-        for stage in STAGES:
+        start = time.time()
+        if "data" in stages:
+            self._timed("data", self.stage_data)
+        steps = []
+        for stage in STAGES[1:-1]:
             if stage in stages and stage in TRANSFER_STAGES and self.cfg.get(stage) is None:
                 print(f"[pipeline] === {stage}: not part of this config, skipped ===", flush=True)
             elif stage in stages:
-                start, tools_before = time.time(), self.tools_run
-                print(f"[pipeline] === {stage} ===", flush=True)
-                getattr(self, f"stage_{stage}")()
-                if self.tools_run > tools_before or stage in ("data", "table"):
-                    self.times[stage] = time.time() - start
-                    print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
+                steps += getattr(self, f"steps_{stage}")()
+        self.run_steps(steps)
+        if "table" in stages:
+            self._timed("table", self.stage_table)
+        self._write_times(time.time() - start)
+
+    def _timed(self, stage, fn):
+        print(f"[pipeline] === {stage} ===", flush=True)
+        start = time.time()
+        fn()
+        self.times[stage] = time.time() - start
+        print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
+
+    def _write_times(self, wall_s):
+        """stage_times.json: seconds per stage (summed over its steps; a rerun keeps the times of the stages it
+        did not run); timeline.json: this invocation's wall time and when each of its steps ran."""
         times_file = self.path("stage_times.json")
-        if os.path.exists(times_file):  # a partial rerun keeps the times of the stages it did not run
+        if os.path.exists(times_file):
             with open(times_file) as f:
                 self.times = {**json.load(f), **self.times}
         os.makedirs(self.work_dir, exist_ok=True)
         with open(times_file, "w") as f:
             json.dump(self.times, f, indent=2)
+        with open(self.path("timeline.json"), "w") as f:
+            json.dump({"wall_s": wall_s, "jobs": self.jobs, "steps": self.timeline}, f, indent=2)
 
-    def _call(self, cmd, run_dir, what):
-        """Run a tool unless its metrics.json exists (then reuse it); an interrupted run (killed, preempted)
-        continues from its own checkpoint, a forced one starts over. Fails with the stage named."""
-        metrics = os.path.join(run_dir, "metrics.json")
-        if os.path.exists(metrics) and not self.force:
-            print(f"[pipeline] {what}: reusing {metrics}", flush=True)
-            return
-        cmd = [*cmd, "--force" if self.force else "--resume"]
-        print(f"[pipeline] {what}: {' '.join(cmd[1:])}", flush=True)
+    # -- running steps -----------------------------------------------------------------------------------------
+
+    def _reused(self, step):
+        if os.path.exists(step.done) and not self.force:
+            print(f"[pipeline] {step.name}: reusing {step.done}", flush=True)
+            return True
+        return False
+
+    def _start(self, step, t0):
+        cmd = [*step.cmd, "--force" if self.force else "--resume"] if step.resumable else step.cmd
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
-        self.tools_run += 1
-        signals = StopSignals()  # a stop signal is the tool's to act on (it saves and exits 75); this one waits
+        log, out = None, subprocess.DEVNULL if step.quiet else None
+        if self.jobs > 1:
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+            log = self.path("logs", step.name.replace(" ", "_") + ".log")
+            os.makedirs(os.path.dirname(log), exist_ok=True)
+            out = open(log, "w")
+        print(f"[pipeline] {step.name}: {' '.join(cmd[1:])}" + (f"  (log: {log})" if log else ""), flush=True)
         try:
-            returncode = subprocess.run(cmd, env=env).returncode
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if log else None)
+        finally:
+            if log:
+                out.close()
+        return dict(proc=proc, log=log, start=time.time() - t0)
+
+    def run_steps(self, steps):
+        """Run `steps` (in order of preference), at most `jobs` at once, each when the steps it needs are done.
+        A failure or a preemption (status 75) starts nothing new; the running steps finish first."""
+        names = {s.name for s in steps}
+        pending = [s for s in steps if not self._reused(s)]
+        finished = names - {s.name for s in pending}
+        running, failed, preempted = {}, [], False
+        signals = StopSignals()  # a stop signal is the tools' to act on (they save and exit 75); this one waits
+        t0, last_progress = time.time(), time.time()
+        try:
+            while pending or running:
+                while not (failed or preempted or signals.received) and len(running) < self.jobs:
+                    ready = next((s for s in pending if all(n in finished or n not in names for n in s.needs)),
+                                 None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    running[ready.name] = (ready, self._start(ready, t0))
+                if not running:
+                    break
+                time.sleep(0.2)
+                for name, (step, info) in list(running.items()):
+                    code = info["proc"].poll()
+                    if code is None:
+                        continue
+                    del running[name]
+                    end = time.time() - t0
+                    self.times[step.stage] = self.times.get(step.stage, 0.0) + end - info["start"]
+                    self.timeline.append(dict(step=name, start_s=round(info["start"], 1), end_s=round(end, 1),
+                                              status=code))
+                    if code == EXIT_PREEMPTED:
+                        preempted = True
+                    elif code or not os.path.exists(step.done):
+                        failed.append((step, info["log"], code))
+                    else:
+                        finished.add(name)
+                        print(f"[pipeline] {name} finished in {end - info['start']:.0f} s", flush=True)
+                if running and self.jobs > 1 and time.time() - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = time.time()
+                    for name, (_, info) in running.items():
+                        print(f"[pipeline] {name} ({time.time() - t0 - info['start']:.0f} s): "
+                              f"{_last_line(info['log'])}", flush=True)
         finally:
             signals.close()
-        if returncode == EXIT_PREEMPTED:
-            print(f"[pipeline] {what} stopped at a checkpoint (preempted); rerun the same command to continue",
+        if preempted or signals.received:
+            print("[pipeline] stopped at a checkpoint (preempted); rerun the same command to continue",
                   file=sys.stderr, flush=True)
             sys.exit(EXIT_PREEMPTED)
-        if returncode:
-            raise UserError(f"stage '{what}' failed (its output is above); fix it and rerun: finished stages are "
-                            "reused and an interrupted one continues from its checkpoint")
-        if not os.path.exists(metrics):
-            raise UserError(f"stage '{what}' finished without writing {metrics}")
+        if failed:
+            for _, log, _ in failed:
+                if log:
+                    with open(log, errors="replace") as f:
+                        print(f"[pipeline] the end of {log}:\n" + "".join(f.readlines()[-30:]), file=sys.stderr)
+            step, log, code = failed[0]
+            where = f"its log: {log}" if log else "its output is above"
+            what = f"finished without writing {step.done}" if code == 0 else "failed"
+            raise UserError(f"stage '{step.name}' {what} ({where}); fix it and rerun: finished stages are reused "
+                            "and an interrupted one continues from its checkpoint")
+
+    # -- the stages --------------------------------------------------------------------------------------------
 
     def pretrained(self, method):
         return self.path("pretrain", method, "checkpoints", "last.pth")
@@ -97,15 +209,14 @@ class Pipeline:
             print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                   f"train / {meta['num_val']} val labeled", flush=True)
 
-    def stage_pretrain(self):
+    def steps_pretrain(self):
         p = self.cfg["pretrain"]
-        for method in [m for m in self.inits if m != "random"]:
-            run_dir = self.path("pretrain", method)
-            cmd = _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][method], *p.get("overrides", []),
-                                                             "--output-dir", run_dir]
-            self._call(cmd, run_dir, f"pretrain {method}")
+        return [Step(f"pretrain {m}", "pretrain",
+                     _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][m], *p.get("overrides", []),
+                                                                "--output-dir", self.path("pretrain", m)],
+                     self.path("pretrain", m, "metrics.json")) for m in self.pretrained_methods]
 
-    def stage_visualize(self):
+    def steps_visualize(self):
         """Reconstructions of every pretrained model on the same images (config `visualize.images`, default: the
         first four toy val scenes) and the loss curves of all pretraining runs side by side."""
         images = self.cfg.get("visualize", {}).get("images")
@@ -116,67 +227,58 @@ class Pipeline:
             images = [os.path.join(val, f) for f in sorted(os.listdir(val))[:4]] if os.path.isdir(val) else []
         if not images:
             print("[pipeline] visualize: no images configured (visualize.images); skipped", flush=True)
-            return
-        methods = [m for m in self.inits if m != "random"]
-        for method in methods:
-            out = self.path("figures", method)
-            if os.path.exists(os.path.join(out, "reconstructions.png")) and not self.force:
-                print(f"[pipeline] visualize {method}: reusing {out}", flush=True)
-                continue
-            others = [a for m in methods if m != method for a in ("--log", self.path("pretrain", m, "log.jsonl"))]
-            cmd = _tool("visualize.py") + [self.pretrained(method), *images, "--out", out, *others]
-            self.tools_run += 1
-            if subprocess.run(cmd).returncode:
-                raise UserError(f"stage 'visualize {method}' failed (its output is above)")
+            return []
+        methods = self.pretrained_methods
+        return [Step(f"visualize {m}", "visualize",
+                     _tool("visualize.py") + [self.pretrained(m), *images, "--out", self.path("figures", m),
+                                              *[a for o in methods if o != m
+                                                for a in ("--log", self.path("pretrain", o, "log.jsonl"))]],
+                     self.path("figures", m, "reconstructions.png"), tuple(f"pretrain {o}" for o in methods),
+                     resumable=False) for m in methods]
 
     def convert_targets(self):
         """The frameworks whose files the configured transfer stages read."""
         return [t for t, stage in (("detectron2", "detection"), ("mmseg", "segmentation")) if self.cfg.get(stage)]
 
-    def stage_convert(self):
-        for method in [m for m in self.inits if m != "random"]:
-            for target in self.convert_targets():
-                out = self.path("converted", f"{method}_{target}.pth")
-                if os.path.exists(out) and not self.force:
-                    continue
-                cmd = _tool("convert_ckpt.py") + [self.pretrained(method), "--to", target, "-o", out]
-                self.tools_run += 1
-                if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
-                    raise UserError(f"converting {self.pretrained(method)} to {target} failed (see above)")
-                print(f"[pipeline] converted {method} -> {out}", flush=True)
+    def steps_convert(self):
+        return [Step(f"convert {m} {t}", "convert",
+                     _tool("convert_ckpt.py") + [self.pretrained(m), "--to", t, "-o", self.converted(m, t)],
+                     self.converted(m, t), (f"pretrain {m}",), resumable=False, quiet=True)
+                for m in self.pretrained_methods for t in self.convert_targets()]
 
-    def stage_detection(self):
-        d = self.cfg["detection"]
-        for method in self.inits:
-            run_dir = self.path("detection", method)
-            init = [] if method == "random" else ["--init", self.path("converted", f"{method}_detectron2.pth")]
-            cmd = _tool("train_det.py") + [d["config"], *d.get("overrides", []), *init, "--init-name", method,
-                                           "--output-dir", run_dir, "--num-gpus", str(d.get("num_gpus", 1))]
-            self._call(cmd, run_dir, f"detection {method}")
+    def converted(self, method, target):
+        return self.path("converted", f"{method}_{target}.pth")
 
-    def stage_segmentation(self):
-        s = self.cfg["segmentation"]
-        for method in self.inits:
-            run_dir = self.path("segmentation", method)
-            init = [] if method == "random" else ["--init", self.path("converted", f"{method}_mmseg.pth")]
-            cmd = _tool("train_seg.py", s.get("nproc", 1)) + [s["config"], *s.get("overrides", []), *init,
-                                                              "--init-name", method, "--output-dir", run_dir]
-            self._call(cmd, run_dir, f"segmentation {method}")
+    def _transfer_steps(self, stage, tool, init_args, needs, extra=()):
+        """One step per initialisation; `init_args(m)` / `needs(m)` give a pretrained one's flags and the step
+        it waits for (random initialisation has neither)."""
+        c = self.cfg[stage]
+        return [Step(f"{stage} {m}", stage,
+                     _tool(tool, c.get("nproc", 1)) + [c["config"], *c.get("overrides", []),
+                                                       *([] if m == "random" else init_args(m)),
+                                                       "--output-dir", self.path(stage, m), *extra],
+                     self.path(stage, m, "metrics.json"), () if m == "random" else (needs(m),))
+                for m in self.inits]
 
-    def _classification(self, mode):
-        c = self.cfg[mode]
-        for method in self.inits:
-            run_dir = self.path(mode, method)
-            init = [] if method == "random" else ["--init", self.pretrained(method), "--init-name", method]
-            cmd = _tool(f"{mode}.py", c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init,
-                                                            "--output-dir", run_dir]
-            self._call(cmd, run_dir, f"{mode} {method}")
+    def steps_detection(self):
+        return self._transfer_steps(
+            "detection", "train_det.py", lambda m: ["--init", self.converted(m, "detectron2"), "--init-name", m],
+            lambda m: f"convert {m} detectron2", ["--num-gpus", str(self.cfg["detection"].get("num_gpus", 1))])
 
-    def stage_linprobe(self):
-        self._classification("linprobe")
+    def steps_segmentation(self):
+        return self._transfer_steps(
+            "segmentation", "train_seg.py", lambda m: ["--init", self.converted(m, "mmseg"), "--init-name", m],
+            lambda m: f"convert {m} mmseg")
 
-    def stage_finetune(self):
-        self._classification("finetune")
+    def steps_linprobe(self):
+        return self._transfer_steps("linprobe", "linprobe.py", lambda m: ["--init", self.pretrained(m),
+                                                                            "--init-name", m],
+                                    lambda m: f"pretrain {m}")
+
+    def steps_finetune(self):
+        return self._transfer_steps("finetune", "finetune.py", lambda m: ["--init", self.pretrained(m),
+                                                                            "--init-name", m],
+                                    lambda m: f"pretrain {m}")
 
     def stage_table(self):
         files = [self.path(stage, m, "metrics.json") for stage in ("detection", "segmentation", "linprobe",

@@ -10,7 +10,7 @@ import torch
 
 from asl.cli import UserError
 from asl.data.toy import classification_objects
-from asl.pipeline import Pipeline
+from asl.pipeline import Pipeline, Step
 
 CFG = dict(inits=["asl", "random"], toy=None, title="t",
            linprobe=dict(config="unused.py", overrides=[]), finetune=dict(config="unused.py", overrides=[]))
@@ -52,7 +52,7 @@ def test_a_transfer_stage_left_out_of_the_config_is_skipped(tmp_path, capsys):
     assert pipe.convert_targets() == ["mmseg"]  # no detectron2 file for a config without detection
     pipe.run(["detection"])
     assert "detection: not part of this config, skipped" in capsys.readouterr().out
-    assert sorted(os.listdir(tmp_path)) == ["stage_times.json"]
+    assert sorted(os.listdir(tmp_path)) == ["stage_times.json", "timeline.json"]
     assert json.loads((tmp_path / "stage_times.json").read_text()) == {}
 
 
@@ -90,3 +90,56 @@ def test_force_needs_the_stages_named(tmp_path):
     out = subprocess.run([sys.executable, os.path.join(repo, "tools", "run_pipeline.py"), "--force", "--output-dir",
                           str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: --force redoes the stages named by --stages")
+
+
+def _step(tmp_path, name, seconds, needs=(), status=0):
+    """A step that records its start, end and OMP_NUM_THREADS in its done file (or exits with `status`)."""
+    done = tmp_path / f"{name}.json"
+    code = ("import json, os, sys, time; start = time.time(); time.sleep(%s); "
+            "status = %d; status or json.dump(dict(start=start, end=time.time(), "
+            "threads=os.environ.get('OMP_NUM_THREADS')), open(sys.argv[1], 'w')); "
+            "print('step', %r, 'says bye'); sys.exit(status)" % (seconds, status, name))
+    return Step(name, "linprobe", [sys.executable, "-c", code, str(done)], str(done), needs, resumable=False)
+
+
+def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    steps = [_step(tmp_path, "a", 1.0), _step(tmp_path, "b", 1.0), _step(tmp_path, "c", 0.1, needs=("a",))]
+    pipe.run_steps(steps)
+    a, b, c = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "abc")
+    assert b["start"] < a["end"] and a["start"] < b["end"]  # a and b overlapped
+    assert c["start"] >= a["end"]  # c waited for a
+    assert a["threads"] == str(max(1, os.cpu_count() // 2))  # each step got its share of the cores
+    assert "says bye" in (tmp_path / "logs" / "a.log").read_text()  # parallel steps write to their logs
+    assert pipe.times == {"linprobe": pytest.approx(2.1, abs=1.0)}  # the stage's steps summed
+    pipe.run_steps(steps)  # everything done: reused, nothing rerun
+    assert json.loads((tmp_path / "c.json").read_text()) == c
+
+
+def test_one_at_a_time_keeps_the_order(tmp_path):
+    pipe = Pipeline(CFG, str(tmp_path))
+    pipe.run_steps([_step(tmp_path, "a", 0.3), _step(tmp_path, "b", 0.3)])
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["end"] <= b["start"] and not (tmp_path / "logs").exists()
+
+
+def test_a_failed_step_starts_nothing_new_and_is_named_with_its_log(tmp_path, capsys):
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    steps = [_step(tmp_path, "bad", 0.1, status=3), _step(tmp_path, "slow", 1.0),
+             _step(tmp_path, "after", 0.1, needs=("bad",)), _step(tmp_path, "later", 0.1)]
+    with pytest.raises(UserError, match=r"stage 'bad' failed \(its log: .*bad.log\)"):
+        pipe.run_steps(steps)
+    assert (tmp_path / "slow.json").exists()  # the running step finished
+    assert not (tmp_path / "after.json").exists() and not (tmp_path / "later.json").exists()
+    assert "step bad says bye" in capsys.readouterr().err  # the end of the failed step's log
+
+
+def test_a_preempted_step_stops_the_pipeline_with_its_status(tmp_path):
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    steps = [_step(tmp_path, "stopped", 0.1, status=75), _step(tmp_path, "running", 0.8),
+             _step(tmp_path, "next", 0.1)]
+    with pytest.raises(SystemExit) as stop:
+        pipe.run_steps(steps)
+    assert stop.value.code == 75
+    assert (tmp_path / "running.json").exists() and not (tmp_path / "next.json").exists()

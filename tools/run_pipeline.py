@@ -34,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", help="the pipeline's directory (default: work_dirs/pipeline/<config name>)")
     parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-root", help="dataset root (sets $ASL_DATASETS for every stage)")
+    parser.add_argument("--jobs", type=int, help="steps run at once, each with its share of the cores (default: the "
+                        "config's `jobs`, else 1; the toy configs use 2)")
     parser.add_argument("--force", action="store_true",
                         help="redo the stages named by --stages from scratch, even if their results exist")
     parser.add_argument("--debug", action="store_true")
@@ -51,7 +53,7 @@ def main(argv=None):
     work_dir = args.output_dir or os.path.join("work_dirs", "pipeline", name)
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
-    Pipeline(cfg, work_dir, args.data_root, args.force).run(args.stages.split(",") if args.stages else STAGES)
+    Pipeline(cfg, work_dir, args.data_root, args.force, args.jobs).run(args.stages.split(",") if args.stages else STAGES)
     print(f"[pipeline] done in {time.time() - start:.0f} s; everything is under {work_dir}")
 
 
