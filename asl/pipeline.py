@@ -281,12 +281,18 @@ class Pipeline:
                                     lambda m: f"pretrain {m}")
 
     def stage_table(self):
-        files = [self.path(stage, m, "metrics.json") for stage in ("detection", "segmentation", "linprobe",
-                                                                     "finetune") for m in self.inits]
+        files = [self.path(stage, m, "metrics.json") for stage in TRANSFER_STAGES for m in self.inits]
         files = [f for f in files if os.path.exists(f)]
         if not files:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
-        paths = write_table(collect(files), self.path("results", "results"), self.cfg.get("title", ""))
+        chance = None
+        if self.cfg.get("toy"):
+            from .cli import dataset_root
+            from .data.toy import chance_levels
+
+            chance = chance_levels(os.path.join(self.data_root or dataset_root(), "toy_scenes"))
+        paths = write_table(collect(files), self.path("results", "results"), self.cfg.get("title", ""), chance,
+                            self.budget_lines())
         with open(paths["markdown"]) as f:
             print("\n" + f.read(), flush=True)
         print("[pipeline] results: " + ", ".join(paths.values()), flush=True)
@@ -296,3 +302,53 @@ class Pipeline:
         runs = [self.path(stage) for stage in STAGES if os.path.isdir(self.path(stage))]
         print("[pipeline] run directories (logs, checkpoints, metrics.json): " + ", ".join(runs), flush=True)
         return paths
+
+    def budget_lines(self):
+        """What the table's numbers were trained with, read from the runs' own records: lengths per stage (one
+        entry when every initialisation had the same), the data, the seeds."""
+        names = {"pretrain": "pretraining", "detection": "detection", "segmentation": "segmentation",
+                 "linprobe": "linear probing", "finetune": "fine-tuning"}
+        lines, seeds = [], set()
+        for stage, label in names.items():
+            records = {}
+            for m in self.pretrained_methods if stage == "pretrain" else self.inits:
+                path = self.path(stage, m, "metrics.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        records[m] = json.load(f)
+                    seeds.add(_run_seed(records[m].get("config")))
+            lengths = {m: _length(r) for m, r in records.items()}
+            if len(set(lengths.values())) == 1:
+                lines.append(f"{label}: {next(iter(lengths.values()))} for every initialisation")
+            elif lengths:
+                lines.append(f"{label}: " + ", ".join(f"{m} {v}" for m, v in lengths.items()))
+        toy = self.cfg.get("toy")
+        if toy:
+            lines.append(f"data: toy scenes (generator seed {toy['seed']}, {toy['size']} px): "
+                         f"{toy['num_unlabeled']:,} unlabeled for pretraining, {toy['num_train']} train / "
+                         f"{toy['num_val']} val labeled scenes; every number is on the val scenes")
+        seeds.discard(None)
+        if seeds:
+            lines.append(f"training seed: {', '.join(str(s) for s in sorted(seeds))} (one run per cell)")
+        return lines
+
+
+def _length(record):
+    epochs = record.get("epochs")
+    return f"{record['iterations']:,} iterations" + (f" ({epochs:g} epochs)" if epochs is not None else "")
+
+
+def _run_seed(config_path):
+    """The training seed in a run's saved config: ours (JSON, runtime.seed), detectron2's (YAML, train.seed) or
+    mmengine's (Python, randomness = dict(seed=N)); None when there is none to read."""
+    if not config_path or not os.path.exists(config_path):
+        return None
+    with open(config_path) as f:
+        text = f.read()
+    if config_path.endswith(".json"):
+        return json.loads(text).get("runtime", {}).get("seed")
+    import re
+
+    found = re.search(r"^randomness = dict\(.*?\bseed=(\d+)", text, re.M) or \
+        re.search(r"^train:\n(?:  .*\n)*?  seed: (\d+)", text, re.M)
+    return int(found.group(1)) if found else None

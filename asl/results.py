@@ -54,27 +54,37 @@ def collect(metrics_files) -> dict:
     return table
 
 
-def write_table(table: dict, out_prefix: str, title: str = "") -> dict:
-    """Write OUT.md, OUT.json and OUT.png; returns the paths."""
+def write_table(table: dict, out_prefix: str, title: str = "", chance: dict = None, budgets=()) -> dict:
+    """Write OUT.md, OUT.json and OUT.png; returns the paths.
+
+    `chance`: {metric key: score of a trivial predictor} (majority class, background everywhere, no detection),
+    shown as a row in italics and as dashes on the chart, so that what is above chance shows at a glance.
+    `budgets`: lines under the table (training lengths, data, seed).
+    """
     labels = [label for _, _, label in COLUMNS if any(label in row for row in table.values())]
+    chance = {label: chance[key] for _, key, label in COLUMNS if key in (chance or {})}
     order = sorted(table, key=lambda m: {"asl": 0, "mae": 1, "random": 9}.get(m, 5))
     lines = [f"| init | {' | '.join(labels)} |", "|---" * (len(labels) + 1) + "|"]
     for method in order:
         cells = [f"{table[method][c][0]:.1f}" if c in table[method] else "—" for c in labels]
         lines.append(f"| {method} | {' | '.join(cells)} |")
+    if chance:
+        lines.append("| *chance* | " + " | ".join(f"*{chance[c]:.1f}*" if c in chance else "—" for c in labels)
+                     + " |")
     md = (f"{title}\n\n" if title else "") + "\n".join(lines) + "\n"
+    if budgets:
+        md += "\n" + "".join(f"* {line}\n" for line in budgets)
     paths = {"markdown": out_prefix + ".md", "json": out_prefix + ".json", "chart": out_prefix + ".png"}
     os.makedirs(os.path.dirname(os.path.abspath(out_prefix)), exist_ok=True)
     with open(paths["markdown"], "w") as f:
         f.write(md)
-    with open(paths["json"], "w") as f:
-        json.dump({m: {c: {"value": v, "source": s} for c, (v, s) in row.items()} for m, row in table.items()},
-                  f, indent=2)
-    _chart(table, order, labels, paths["chart"], title)
+    rows = {m: {c: {"value": v, "source": s} for c, (v, s) in row.items()} for m, row in table.items()}
+    write_json(paths["json"], {"rows": rows, "chance": chance, "budgets": list(budgets)})
+    _chart(table, order, labels, paths["chart"], title, chance)
     return paths
 
 
-def _chart(table, order, labels, path, title):
+def _chart(table, order, labels, path, title, chance):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,6 +97,10 @@ def _chart(table, order, labels, path, title):
         ys = [table[method][c][0] for c in labels if c in table[method]]
         bars = ax.bar(xs, ys, width, label=method)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    with_chance = [j for j, label in enumerate(labels) if label in chance]
+    for j in with_chance:
+        ax.hlines(chance[labels[j]], j - width / 2, j + width * (len(order) - 0.5), colors="k", linestyles="--",
+                  linewidth=1, label="chance" if j == with_chance[0] else None)
     ax.set_xticks([j + width * (len(order) - 1) / 2 for j in range(len(labels))], labels)
     ax.set_ylabel("% (higher is better)")
     ax.legend(fontsize=8)

@@ -19,7 +19,8 @@ CFG = dict(inits=["asl", "random"], toy=None, title="t",
 def _write(path, stage, method, **metrics):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"stage": stage, "init": {"method": method, "checkpoint": None}, "metrics": metrics}, f)
+        json.dump({"stage": stage, "init": {"method": method, "checkpoint": None}, "metrics": metrics,
+                   "iterations": 520, "epochs": 40.0, "config": None}, f)
 
 
 def test_finished_stages_are_reused_and_the_table_reads_their_files(tmp_path, capsys):
@@ -33,6 +34,7 @@ def test_finished_stages_are_reused_and_the_table_reads_their_files(tmp_path, ca
     times = json.loads(open(pipe.path("stage_times.json")).read())
     assert times["linprobe"] == 123.0 and "table" in times  # a reused stage keeps its measured time
     assert out.count("reusing") == 2 and "| asl | 61.0 |" in out and "| random | 40.0 |" in out
+    assert "* linear probing: 520 iterations (40 epochs) for every initialisation" in out  # the runs' budgets
     assert os.path.exists(pipe.path("results", "results.png")) and os.path.exists(pipe.path("stage_times.json"))
 
 
@@ -95,10 +97,10 @@ def test_force_needs_the_stages_named(tmp_path):
 def _step(tmp_path, name, seconds, needs=(), status=0):
     """A step that records its start, end and OMP_NUM_THREADS in its done file (or exits with `status`)."""
     done = tmp_path / f"{name}.json"
-    code = ("import json, os, sys, time; start = time.time(); time.sleep(%s); "
-            "status = %d; status or json.dump(dict(start=start, end=time.time(), "
+    code = (f"import json, os, sys, time; start = time.time(); time.sleep({seconds}); "
+            f"status = {status}; status or json.dump(dict(start=start, end=time.time(), "
             "threads=os.environ.get('OMP_NUM_THREADS')), open(sys.argv[1], 'w')); "
-            "print('step', %r, 'says bye'); sys.exit(status)" % (seconds, status, name))
+            f"print('step', {name!r}, 'says bye'); sys.exit(status)")
     return Step(name, "linprobe", [sys.executable, "-c", code, str(done)], str(done), needs, resumable=False)
 
 

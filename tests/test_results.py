@@ -17,8 +17,12 @@ def test_table_reads_every_number_from_the_stage_files(tmp_path):
     table = collect(files)
     assert table == {"asl": {"box AP": (31.25, files[0]), "mask AP": (20.5, files[0]), "mIoU": (44.44, files[2])},
                      "random": {"box AP": (12.0, files[1]), "mask AP": (8.0, files[1])}}
-    paths = write_table(table, str(tmp_path / "out" / "results"), "toy")
+    paths = write_table(table, str(tmp_path / "out" / "results"), "toy", chance={"box_AP": 0.0, "mIoU": 17.49},
+                        budgets=["detection: 60 iterations for every initialisation"])
     md = open(paths["markdown"]).read()
     assert "| asl | 31.2 | 20.5 | 44.4 |" in md and "| random | 12.0 | 8.0 | — |" in md
-    assert json.load(open(paths["json"]))["asl"]["mIoU"] == {"value": 44.44, "source": files[2]}
+    assert "| *chance* | *0.0* | — | *17.5* |" in md and "* detection: 60 iterations" in md
+    saved = json.load(open(paths["json"]))
+    assert saved["rows"]["asl"]["mIoU"] == {"value": 44.44, "source": files[2]}
+    assert saved["chance"] == {"box AP": 0.0, "mIoU": 17.49}
     assert open(paths["chart"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -53,7 +53,8 @@ def main(argv=None):
     work_dir = args.output_dir or os.path.join("work_dirs", "pipeline", name)
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
-    Pipeline(cfg, work_dir, args.data_root, args.force, args.jobs).run(args.stages.split(",") if args.stages else STAGES)
+    pipeline = Pipeline(cfg, work_dir, args.data_root, args.force, args.jobs)
+    pipeline.run(args.stages.split(",") if args.stages else STAGES)
     print(f"[pipeline] done in {time.time() - start:.0f} s; everything is under {work_dir}")
 
 

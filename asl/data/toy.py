@@ -285,3 +285,19 @@ def write_standard_layouts(toy_root: str, dataset_root: str) -> dict:
                 label.save(os.path.join(ade, "annotations", ade_split, f"{stem}.png"))
         counts[split] = {"coco_images": len(data["images"]), "ade_images": len(names)}
     return counts
+
+
+def chance_levels(root: str) -> dict:
+    """Scores of trivial predictors on the toy val split, in percent, by metric name: the most frequent class for
+    every object (classification top-1), background everywhere (mIoU over the classes present, as mmseg's
+    IoUMetric averages: background's IoU is its pixel share, every other class scores 0) and no detections."""
+    labels = [label for _, _, label in classification_objects(root, "val")]
+    majority = 100.0 * max(labels.count(c) for c in set(labels)) / len(labels)
+    folder = os.path.join(root, "ade", "annotations", "validation")
+    counts = np.zeros(256, np.int64)
+    for name in sorted(os.listdir(folder)):
+        with Image.open(os.path.join(folder, name)) as label_map:
+            counts += np.bincount(np.asarray(label_map).ravel(), minlength=256)
+    counts[IGNORE] = 0
+    all_background = 100.0 * counts[BACKGROUND] / counts.sum() / np.count_nonzero(counts)
+    return {"top1": majority, "box_AP": 0.0, "mask_AP": 0.0, "mIoU": all_background}

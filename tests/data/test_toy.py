@@ -13,6 +13,7 @@ from asl.cli import UserError
 from asl.data.toy import (
     CLASSES,
     IGNORE,
+    chance_levels,
     classification_objects,
     ensure_toy_scenes,
     make_scene,
@@ -148,3 +149,22 @@ def test_classification_crop_is_the_object_centred_when_it_fits(tmp_path):
     (tmp_path / "coco" / "annotations" / "instances_train.json").write_text(json.dumps(coco))
     assert classification_objects(str(tmp_path), "train") == [("a.png", (45, 50, 75, 80), 1),
                                                               ("a.png", (0, 104, 24, 128), 3)]
+
+
+def test_chance_levels_are_the_scores_of_trivial_predictors(toy_root):
+    """Majority class over the val objects; mIoU of background everywhere as mmseg's own IoUMetric scores it."""
+    import torch
+    from mmseg.evaluation.metrics import IoUMetric
+
+    chance = chance_levels(str(toy_root))
+    labels = [label for _, _, label in classification_objects(str(toy_root), "val")]
+    assert chance["top1"] == pytest.approx(100 * max(map(labels.count, range(len(CLASSES)))) / len(labels))
+    folder = os.path.join(toy_root, "ade", "annotations", "validation")
+    areas = []
+    for name in sorted(os.listdir(folder)):
+        gt = torch.from_numpy(np.array(Image.open(os.path.join(folder, name)))).long()
+        areas.append(IoUMetric.intersect_and_union(torch.zeros_like(gt), gt, len(CLASSES) + 1, 255))
+    totals = [sum(a[i] for a in areas) for i in range(4)]
+    iou = IoUMetric.total_area_to_metrics(*totals, ["mIoU"])["IoU"]
+    assert chance["mIoU"] == pytest.approx(100 * np.nanmean(iou))
+    assert chance["box_AP"] == chance["mask_AP"] == 0.0
