@@ -33,7 +33,8 @@ def _tool(name, nproc: int = 1):
 @dataclass
 class Step:
     """One tool run of a stage. `done` exists once it has finished; `needs` names the steps it waits for;
-    `resumable` tools get --resume (continue an interrupted run) or --force."""
+    `resumable` tools get --resume (continue an interrupted run) or --force; an `alone` step runs with no other
+    and every core (pretraining: the longest step, which most others wait for)."""
     name: str
     stage: str
     cmd: list
@@ -41,6 +42,7 @@ class Step:
     needs: tuple = ()
     resumable: bool = True
     quiet: bool = False
+    alone: bool = False
 
 
 def _last_line(path):
@@ -122,7 +124,8 @@ class Pipeline:
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         log, out = None, subprocess.DEVNULL if step.quiet else None
         if self.jobs > 1:
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+            if not step.alone:
+                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
             log = self.path("logs", step.name.replace(" ", "_") + ".log")
             os.makedirs(os.path.dirname(log), exist_ok=True)
             out = open(log, "w")
@@ -148,7 +151,8 @@ class Pipeline:
                 while not (failed or preempted or signals.received) and len(running) < self.jobs:
                     ready = next((s for s in pending if all(n in finished or n not in names for n in s.needs)),
                                  None)
-                    if ready is None:
+                    alone_running = any(step.alone for step, _ in running.values())
+                    if ready is None or alone_running or (ready.alone and running):
                         break
                     pending.remove(ready)
                     running[ready.name] = (ready, self._start(ready, t0))
@@ -174,8 +178,10 @@ class Pipeline:
                 if running and self.jobs > 1 and time.time() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.time()
                     for name, (_, info) in running.items():
-                        print(f"[pipeline] {name} ({time.time() - t0 - info['start']:.0f} s): "
-                              f"{_last_line(info['log'])}", flush=True)
+                        line = _last_line(info["log"])
+                        if line:
+                            print(f"[pipeline] {name} ({time.time() - t0 - info['start']:.0f} s): {line}",
+                                  flush=True)
         finally:
             signals.close()
         if preempted or signals.received:
@@ -214,7 +220,7 @@ class Pipeline:
         return [Step(f"pretrain {m}", "pretrain",
                      _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][m], *p.get("overrides", []),
                                                                 "--output-dir", self.path("pretrain", m)],
-                     self.path("pretrain", m, "metrics.json")) for m in self.pretrained_methods]
+                     self.path("pretrain", m, "metrics.json"), alone=True) for m in self.pretrained_methods]
 
     def steps_visualize(self):
         """Reconstructions of every pretrained model on the same images (config `visualize.images`, default: the
@@ -319,7 +325,8 @@ class Pipeline:
                     seeds.add(_run_seed(records[m].get("config")))
             lengths = {m: _length(r) for m, r in records.items()}
             if len(set(lengths.values())) == 1:
-                lines.append(f"{label}: {next(iter(lengths.values()))} for every initialisation")
+                every = "pretraining method" if stage == "pretrain" else "initialisation"
+                lines.append(f"{label}: {next(iter(lengths.values()))} for every {every}")
             elif lengths:
                 lines.append(f"{label}: " + ", ".join(f"{m} {v}" for m, v in lengths.items()))
         toy = self.cfg.get("toy")

@@ -119,6 +119,17 @@ def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "c.json").read_text()) == c
 
 
+def test_a_step_that_runs_alone_shares_no_time_and_keeps_every_core(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    alone = _step(tmp_path, "alone", 0.5)
+    alone.alone = True
+    pipe.run_steps([_step(tmp_path, "a", 0.5), alone, _step(tmp_path, "b", 0.5)])
+    a, solo, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "alone", "b"))
+    assert solo["start"] >= a["end"] and b["start"] >= solo["end"]  # nothing ran beside it
+    assert solo["threads"] is None and a["threads"] == str(max(1, os.cpu_count() // 2))
+
+
 def test_one_at_a_time_keeps_the_order(tmp_path):
     pipe = Pipeline(CFG, str(tmp_path))
     pipe.run_steps([_step(tmp_path, "a", 0.3), _step(tmp_path, "b", 0.3)])
