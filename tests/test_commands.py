@@ -1,5 +1,5 @@
-"""Every command the README, docs/cluster.md and the tools' own help show parses with the tool it names (config
-files it names exist): a renamed option or a moved config breaks this test, not a user's first try."""
+"""Every command the README, docs/cluster.md, docs/experiments.md and the tools' own help show parses with the tool
+it names (config files it names exist): a renamed option or a moved config breaks this test, not a user's first try."""
 import importlib.util
 import os
 import re
@@ -52,7 +52,8 @@ def commands(text):
 
 
 def sources():
-    texts = {path: open(os.path.join(REPO, path)).read() for path in ("README.md", "docs/cluster.md")}
+    texts = {path: open(os.path.join(REPO, path)).read()
+             for path in ("README.md", "docs/cluster.md", "docs/experiments.md")}
     for name in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if name.endswith(".py"):
             texts[f"tools/{name}"] = load_tool(name[:-3]).__doc__ or ""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU measurements of docs/benchmarks.md in one run (about 8 minutes on one H100 / H200), JSON under $OUT:
+# The GPU measurements of docs/benchmarks.md in one run (about 9 minutes on one H100 / H200), JSON under $OUT:
 #   pretrain_b{64,128,256}.json  MAE / ASL (batched, sequential) step time, img/s, peak memory, MFU, bf16
 #   pretrain_b128_levers.json    the same at batch 128 with torch.compile and fused AdamW
+#   pretrain_ibot_b32.json       MAE / ASL / the iBOT reference at batch 32 (the paper's runtime comparison), bf16
 #   data.json                    loader img/s per worker count on real-photo JPEGs, real loader vs synthetic input
 #   detection/metrics.json       configs/coco_vitb.py, 50 iterations, batch 8, AMP, on 1024 LSJ of full-size scenes
 #   segmentation/metrics.json    configs/ade20k_vitb_upernet.py, 50 iterations, batch 2, AMP, 512 crops
@@ -30,6 +31,8 @@ for batch in 64 128 256; do
 done
 step pretrain_b128_levers "$PY" tools/benchmark_pretrain.py --batch 128 --amp bf16 --steps 8 --warmup 5 --rounds 1 \
   --compile --fused --peak-tflops "$PEAK" --json "$OUT/pretrain_b128_levers.json"
+step pretrain_ibot_b32 "$PY" tools/benchmark_pretrain.py --batch 32 --amp bf16 --steps 8 --warmup 3 --rounds 1 \
+  --modes mae,asl_batched,asl_sequential,ibot --peak-tflops "$PEAK" --json "$OUT/pretrain_ibot_b32.json"
 step data "$PY" tools/benchmark_data.py --images 768 --workers 4,8,16 --arch vit_base_patch16 --batch 64 \
   --batches 10 --json "$OUT/data.json"
 step scenes "$PY" tools/make_toy_data.py --out "$DATA/toy_scenes" --size 640 --num-unlabeled 0 --num-train 64 \
@@ -46,12 +49,12 @@ summary = {"failed": failed}
 def load(path):
     path = os.path.join(out, path)
     return json.load(open(path)) if os.path.exists(path) else None
-for name in ("pretrain_b64", "pretrain_b128", "pretrain_b256", "pretrain_b128_levers"):
+for name in ("pretrain_b64", "pretrain_b128", "pretrain_b256", "pretrain_b128_levers", "pretrain_ibot_b32"):
     r = load(f"{name}.json")
     if r:
         summary[name] = {m: {k: v[k] for k in ("step_s", "img_per_s", "peak_mem_gib", "mfu") if k in v}
                          for m, v in r["modes"].items()}
-        summary[name]["asl_batched/mae"] = r["ratios"]["asl_batched/mae"]
+        summary[name].update(r["ratios"])
 summary["data"] = load("data.json")
 for stage, batch in (("detection", 8), ("segmentation", 2)):
     metrics, log = load(f"{stage}/metrics.json"), os.path.join(out, stage, "log.jsonl")

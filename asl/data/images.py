@@ -22,23 +22,65 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 def list_images(root: str, cache_file: str = None) -> list:
     """Sorted relative paths of all images under `root`. With `cache_file`, the list is read from it when it
-    exists for the same root (delete it after changing the folder) and written there otherwise."""
+    exists for the same root (delete it after changing the folder) and written there otherwise. Under
+    torch.distributed with a cache file, only rank 0 walks the folder (OpenImages: 1.7 M files) and writes the
+    cache; the other ranks wait for it and read it."""
+    dist = torch.distributed
+    if cache_file and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return _list_images_on_rank0(root, cache_file)
+    return _list_images(root, cache_file)
+
+
+def _read_cache(root: str, cache_file: str):
+    """The cached list of `root`, or None (no cache, or a cache of another folder)."""
+    if not os.path.exists(cache_file):
+        return None
+    with open(cache_file) as f:
+        cached = json.load(f)
+    return cached["files"] if cached.get("root") == os.path.abspath(root) else None
+
+
+def _list_images(root: str, cache_file: str = None) -> list:
     if not os.path.isdir(root):
         raise UserError(f"image folder {root!r} does not exist (give --data-path, or omit it to use the toy scenes)")
-    if cache_file and os.path.exists(cache_file):
-        with open(cache_file) as f:
-            cached = json.load(f)
-        if cached.get("root") == os.path.abspath(root):
-            return cached["files"]
+    cached = cache_file and _read_cache(root, cache_file)
+    if cached:
+        return cached
     files = sorted(os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root, followlinks=True)
                    for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root!r}")
     if cache_file:
+        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
         tmp = f"{cache_file}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump({"root": os.path.abspath(root), "files": files}, f)
         os.replace(tmp, cache_file)
+    return files
+
+
+def _list_images_on_rank0(root: str, cache_file: str) -> list:
+    """Rank 0 lists (or reads the cache) and writes the cache; its error, if any, reaches every rank (none waits
+    forever); the others read the cache, or list themselves where it is not on a filesystem they share."""
+    dist = torch.distributed
+    result = [None]
+    if dist.get_rank() == 0:
+        try:
+            files = _list_images(root, cache_file)
+        except UserError as err:
+            result = [str(err)]
+        else:
+            result = [f"ok {len(files)}"]
+    dist.broadcast_object_list(result, src=0)
+    if not result[0].startswith("ok "):
+        raise UserError(result[0])
+    if dist.get_rank() == 0:
+        return files
+    files = _read_cache(root, cache_file)
+    if files is None or len(files) != int(result[0].split()[1]):
+        warnings.warn(f"rank {dist.get_rank()} cannot read the file list rank 0 wrote to {cache_file!r} (not a "
+                      "shared filesystem?); listing the folder on this rank too", stacklevel=3)
+        files = _list_images(root, cache_file=None)
     return files
 
 

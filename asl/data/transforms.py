@@ -1,9 +1,67 @@
-"""Pretraining augmentations: MAE's (RandomResizedCrop scale 0.2-1, bicubic, flip) and the CIFAR recipe
-(random crop with padding 4 + flip at 32 px). Global colour augmentations are deliberately absent: they hurt
-MAE (the paper's appendix, Table 5); ASL augments in feature space instead."""
+"""Pretraining augmentations, the one place they are built: MAE's recipe (RandomResizedCrop scale 0.2-1, bicubic,
+flip) and the CIFAR recipe (random crop with padding 4 + flip at 32 px), optionally followed by the global
+augmentations of contrastive learning that the paper's appendix (Table 5) adds to MAE to show that they hurt it:
+colour jitter, grayscale, Gaussian blur, solarize. The pretraining configs use none of them; ASL augments in
+feature space instead.
+
+`data.transform` names the recipe and, after "+", the global augmentations in the order they apply, e.g.
+"mae", "mae+solarize", "mae+colorjitter+grayscale". They run after the flip on the [0, 1] image tensor, before the
+normalisation, as torchvision.transforms.v2 ops. The paper names them but gives no parameters; ours are the
+contrastive-learning values they come from (BYOL for jitter, grayscale and solarize, SimCLR for the blur), one view.
+"""
 from torchvision import transforms as T
+from torchvision.transforms import v2
+
+from ..cli import UserError, did_you_mean
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CROP_RECIPES = ("mae", "cifar")
+
+
+def blur_kernel(img_size: int) -> int:
+    """SimCLR's blur kernel: 10 % of the image side, odd (23 at 224 px, 3 at 32 px)."""
+    return max(3, int(0.1 * img_size) // 2 * 2 + 1)
+
+
+# name -> (img_size, p) -> transform; `p` is the probability of applying it (the default is the source's) [ours]
+GLOBAL_AUGMENTATIONS = {
+    # BYOL / MoCo v3: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, applied with p = 0.8
+    "colorjitter": lambda img_size, p=0.8: v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=p),
+    # BYOL / SimCLR: p = 0.2, ITU-R 601 luma copied to the three channels
+    "grayscale": lambda img_size, p=0.2: v2.RandomGrayscale(p=p),
+    # SimCLR: kernel 10 % of the side, sigma uniform in [0.1, 2.0], p = 0.5 (BYOL uses 1.0 / 0.1 on its two views)
+    "gaussianblur": lambda img_size, p=0.5: v2.RandomApply([v2.GaussianBlur(blur_kernel(img_size), (0.1, 2.0))],
+                                                            p=p),
+    # BYOL's second view: values >= 0.5 (128 of 255) inverted, p = 0.2
+    "solarize": lambda img_size, p=0.2: v2.RandomSolarize(0.5, p=p),
+}
+
+
+def global_augmentation(name: str, img_size: int, p: float = None):
+    """One global augmentation of Table 5 for float images in [0, 1]; `p` overrides its probability."""
+    if name not in GLOBAL_AUGMENTATIONS:
+        raise UserError(f"unknown global augmentation {name!r}{did_you_mean(name, GLOBAL_AUGMENTATIONS)}; known: "
+                        f"{', '.join(GLOBAL_AUGMENTATIONS)}")
+    build = GLOBAL_AUGMENTATIONS[name]
+    return build(img_size) if p is None else build(img_size, p)
+
+
+def parse_transform(kind) -> tuple:
+    """`data.transform` -> (crop recipe, [global augmentation names]); a one-line UserError for anything else."""
+    example = "e.g. data.transform=mae or data.transform=mae+grayscale"
+    if not isinstance(kind, str) or not kind:
+        raise UserError(f"data.transform must be a string such as 'mae' or 'mae+solarize', got {kind!r}")
+    recipe, *augs = kind.split("+")
+    if recipe not in CROP_RECIPES:
+        raise UserError(f"data.transform {kind!r}: unknown pretraining transform {recipe!r}"
+                        f"{did_you_mean(recipe, CROP_RECIPES)} (mae or cifar, then +augmentations; {example})")
+    for name in augs:
+        if name not in GLOBAL_AUGMENTATIONS:
+            raise UserError(f"data.transform {kind!r}: unknown global augmentation {name!r}"
+                            f"{did_you_mean(name, GLOBAL_AUGMENTATIONS)}; known: {', '.join(GLOBAL_AUGMENTATIONS)}")
+    if len(set(augs)) != len(augs):
+        raise UserError(f"data.transform {kind!r} names a global augmentation twice")
+    return recipe, augs
 
 
 def cifar_crop(img_size: int):
@@ -11,19 +69,21 @@ def cifar_crop(img_size: int):
     return T.RandomCrop(img_size, padding=4)
 
 
-def crop_flip_normalize(crop):
-    """`crop`, a horizontal flip, and ImageNet normalisation: the augmentation of pretraining and linear probing."""
-    return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+def crop_flip_normalize(crop, augmentations=()):
+    """`crop`, a horizontal flip, the global `augmentations` (on the [0, 1] tensor) and ImageNet normalisation: the
+    augmentation of pretraining and linear probing."""
+    return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), *augmentations,
+                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def pretrain_transform(kind: str, img_size: int):
-    if kind == "mae":
+    """The pretraining transform named by `data.transform` (module docstring)."""
+    recipe, augs = parse_transform(kind)
+    if recipe == "mae":
         crop = T.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC)
-    elif kind == "cifar":
-        crop = cifar_crop(img_size)
     else:
-        raise ValueError(f"unknown pretraining transform {kind!r} (mae or cifar)")
-    return crop_flip_normalize(crop)
+        crop = cifar_crop(img_size)
+    return crop_flip_normalize(crop, [global_augmentation(name, img_size) for name in augs])
 
 
 def eval_transform(img_size: int, crop_ratio: float = None):
@@ -33,3 +93,4 @@ def eval_transform(img_size: int, crop_ratio: float = None):
         crop_ratio = 1.0 if img_size <= 32 else 224 / 256
     return T.Compose([T.Resize(int(round(img_size / crop_ratio)), T.InterpolationMode.BICUBIC),
                       T.CenterCrop(img_size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+

@@ -208,15 +208,14 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
         train_set, val_set = (cache_features(model, s, ocfg["batch_size"], dcfg["num_workers"], device)
                               for s in (train_set, val_set))
     train_set = SeededSamples(train_set, rt["seed"])
-    batch, accum = ocfg["batch_size"], ocfg["accum_iter"]
-    eff_batch = batch * accum * world_size
+    batch, accum, eff_batch = ocfg["batch_size"], session.accum_iter, session.global_batch
     base_lr = ocfg["lr"] or ocfg["blr"] * eff_batch / 256
     optimizer = build_optimizer(mode, model, ocfg, base_lr)
     sampler = ResumableSampler(len(train_set), rt["seed"], rank, world_size)
     steps_per_epoch = sampler.per_rank // batch // accum
     if steps_per_epoch == 0:
         raise UserError(f"{len(train_set)} training images cannot fill one step of batch {eff_batch}; "
-                        "lower optim.batch_size")
+                        "lower optim.global_batch (optim.batch_size when it is None)")
     total_steps = steps_per_epoch * ocfg["epochs"]
     total_steps = min(total_steps, rt.get("max_iters") or total_steps)
     trained = model.head if mode == "linprobe" else model
@@ -237,8 +236,8 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     run.started = (time.time(), run.progress["step"])
     session.log(f"{init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
                 f"({len(train_set)} train / {len(val_set)} val, {len(classes)} classes), {world_size} process(es) "
-                f"on {device.type}, batch {eff_batch} (lr {base_lr:.3g}), {ocfg['epochs']} epochs x "
-                f"{steps_per_epoch} steps; run dir {session.run_dir}")
+                f"on {device.type}, batch {eff_batch} = {batch} x {world_size} x accum {accum} (lr {base_lr:.3g}), "
+                f"{ocfg['epochs']} epochs x {steps_per_epoch} steps; run dir {session.run_dir}")
     return run
 
 
@@ -246,7 +245,7 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
     """The rest of the current epoch; True when it ended, False when runtime.max_iters stopped it first.
     Checkpoints every runtime.save_every_iters steps; a stop signal checkpoints and raises Preempted."""
     ocfg, rt, mode = cfg["optim"], cfg["runtime"], run.mode
-    batch, accum, world_size, device = ocfg["batch_size"], ocfg["accum_iter"], session.world_size, session.device
+    batch, accum, world_size, device = ocfg["batch_size"], session.accum_iter, session.world_size, session.device
     progress, optimizer, sums = run.progress, run.optimizer, run.progress["sums"]
     warmup = ocfg["warmup_epochs"] * run.steps_per_epoch
     schedule_total = run.steps_per_epoch * ocfg["epochs"]

@@ -97,15 +97,15 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
         raise UserError(f"model config: {err.args[0]}") from None
     model.to(session.device)
     dataset, dataset_name = build_dataset(cfg["data"], mcfg["img_size"], rt["seed"], session.rank)
-    batch, accum, world_size = opt_cfg["batch_size"], opt_cfg["accum_iter"], session.world_size
+    batch, accum, world_size = opt_cfg["batch_size"], session.accum_iter, session.world_size
     sampler = ResumableSampler(len(dataset), rt["seed"], session.rank, world_size)
     steps_per_epoch = sampler.per_rank // batch // accum
     if steps_per_epoch == 0:
         raise UserError(f"{len(dataset)} images cannot fill one step of batch {batch} x accum {accum} x "
-                        f"{world_size} processes; lower optim.batch_size")
+                        f"{world_size} processes; lower optim.global_batch (optim.batch_size when it is None)")
     total_steps = steps_per_epoch * opt_cfg["epochs"]
     total_steps = min(total_steps, rt.get("max_iters") or total_steps)
-    eff_batch = batch * accum * world_size
+    eff_batch = session.global_batch
     base_lr = opt_cfg["lr"] or opt_cfg["blr"] * eff_batch / 256
     optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
                                   betas=tuple(opt_cfg["betas"]))
@@ -127,8 +127,9 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
                             last_loss=ckpt.get("last_loss"))
     run.window, run.started = Window(session.device), (time.time(), run.progress["step"])
     session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
-                f"{world_size} process(es) on {session.device.type}, batch {eff_batch} (lr {base_lr:.3g}), "
-                f"{steps_per_epoch} steps/epoch, {total_steps} steps; run dir {session.run_dir}")
+                f"{world_size} process(es) on {session.device.type}, batch {eff_batch} = {batch} x {world_size} "
+                f"x accum {accum} (lr {base_lr:.3g}), {steps_per_epoch} steps/epoch, {total_steps} steps; run dir "
+                f"{session.run_dir}")
     return run
 
 
@@ -136,7 +137,7 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
     """The rest of the current epoch (all of it, unless the run resumed mid-epoch), or up to the last step.
     Checkpoints as the runtime config says; a stop signal checkpoints and raises Preempted."""
     rt, opt_cfg = cfg["runtime"], cfg["optim"]
-    batch, accum, world_size = opt_cfg["batch_size"], opt_cfg["accum_iter"], session.world_size
+    batch, accum, world_size = opt_cfg["batch_size"], session.accum_iter, session.world_size
     progress, optimizer, net = run.progress, run.optimizer, run.net
     warmup = opt_cfg["warmup_epochs"] * run.steps_per_epoch
     schedule_total = run.steps_per_epoch * opt_cfg["epochs"]

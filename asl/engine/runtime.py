@@ -99,6 +99,35 @@ def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main
                 os.remove(target)
 
 
+def accumulation(optim: dict, world_size: int) -> tuple:
+    """(accum_iter, effective batch) of a launch of `world_size` processes. With `optim.global_batch` (the
+    recipe's total batch) set, accum_iter = global_batch / (batch_size x world_size), so one config trains at the
+    recipe's batch and lr on 1 or 64 GPUs; a launch it cannot divide over, or a given accum_iter that disagrees,
+    is refused with one line. With global_batch None the batch is per process: batch_size x accum_iter (default
+    1) x world_size."""
+    batch, given, total = optim["batch_size"], optim.get("accum_iter"), optim.get("global_batch")
+    for key, value in (("batch_size", batch), ("accum_iter", given), ("global_batch", total)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UserError(f"optim.{key} must be a positive integer, got {value!r}")
+    if total is None:
+        return given or 1, batch * (given or 1) * world_size
+    undo = "or set optim.global_batch=None to train at batch_size x processes x accum_iter"
+    if total % world_size:
+        raise UserError(f"optim.global_batch={total} cannot be split over {world_size} processes; launch a number "
+                        f"of processes that divides it, {undo}")
+    per_process = total // world_size
+    if per_process % batch:
+        fits = max(d for d in range(1, min(batch, per_process) + 1) if per_process % d == 0)
+        raise UserError(f"optim.global_batch={total} over {world_size} process(es) is {per_process} per process, "
+                        f"which optim.batch_size={batch} does not divide; use a batch_size that divides it (e.g. "
+                        f"optim.batch_size={fits}), {undo}")
+    accum = per_process // batch
+    if given is not None and given != accum:
+        raise UserError(f"optim.accum_iter={given} contradicts optim.global_batch={total} = batch_size {batch} x "
+                        f"{world_size} process(es) x accum {accum}; leave accum_iter out (it is derived), {undo}")
+    return accum, total
+
+
 class StopSignals:
     """Remembers the first SIGTERM / SIGUSR1 (what SLURM sends before a time limit or a preemption) instead of
     dying; the loop saves at its next step boundary. close() restores the previous handlers."""
@@ -189,6 +218,8 @@ class Session:
     def __init__(self, cfg: dict, run_dir: str, tag: str, resume: str = None, force: bool = False):
         self.cfg, self.run_dir, self.tag = cfg, run_dir, tag
         self.launch = launcher.detect_launch()
+        # the total batch is settled (or refused) before any process waits for the others
+        self.accum_iter, self.global_batch = accumulation(cfg["optim"], self.launch.world_size)
         self.device = launcher.device_for(self.launch)
         launcher.join_group(self.launch, self.device)
         self.rank, self.world_size = self.launch.rank, self.launch.world_size

@@ -33,7 +33,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, new_grid: int, num_prefix_tokens: 
         (1, num_prefix_tokens + new_grid**2, C), the input itself when the grid is unchanged.
     """
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    old = int(round(grid.shape[1] ** 0.5))
+    old = int(round(int(grid.shape[1]) ** 0.5))  # int(): a traced shape (fvcore) is a tensor
     if old * old != grid.shape[1]:
         raise ValueError(f"position embedding of {grid.shape[1]} patches is not a square grid")
     if old == new_grid:

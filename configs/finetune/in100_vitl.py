@@ -1,3 +1,5 @@
-# ViT-L/16: MAE's ViT-L recipe uses layer decay 0.75 and drop path 0.2 (50 epochs on IN-1K; 100 kept here).
+# ViT-L/16 fine-tuning on ImageNet-100: the ViT-B recipe with the large encoder, drop path 0.1 as the paper
+# states for all models [paper]. (MAE's own ViT-L recipe uses drop path 0.2 and 50 epochs on IN-1K [MAE]:
+# model.drop_path=0.2 for that value.)
 _base_ = "in100_vitb.py"
-cfg = dict(model=dict(arch="vit_large_patch16", drop_path=0.2))
+cfg = dict(model=dict(arch="vit_large_patch16", drop_path=0.1))

@@ -1,3 +1,3 @@
-# The ablation schedule of the paper: 200 epochs.
+# The ablation schedule of the paper's linear probing: 200 epochs [paper].
 _base_ = "in100_vitb.py"
 cfg = dict(optim=dict(epochs=200))

@@ -1,2 +1,3 @@
+# ViT-L/16 linear probing on ImageNet-100 (the paper's Table 4): the ViT-B protocol [paper] on the large encoder.
 _base_ = "in100_vitb.py"
 cfg = dict(model=dict(arch="vit_large_patch16"))

@@ -6,7 +6,8 @@ _base_ = "base.py"
 cfg = dict(
     model=dict(arch="vit_toy_patch16", img_size=64),
     data=dict(dataset="toy", num_workers=1),
-    optim=dict(batch_size=50, blr=10.0, epochs=40, warmup_epochs=4),  # LARS: relative step = lr x 0.001
+    # LARS: relative step = lr x 0.001; global_batch None: the batch is per process
+    optim=dict(batch_size=50, global_batch=None, blr=10.0, epochs=40, warmup_epochs=4),
     aug=dict(crop_scale=(0.35, 1.0)),
     runtime=dict(amp="none", log_every=10, eval_every=5),
 )

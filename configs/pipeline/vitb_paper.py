@@ -13,9 +13,9 @@ cfg = dict(
     visualize=dict(images=[]),  # e.g. visualize.images="['/data/coco/val2017/000000000139.jpg']"; empty: skipped
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/vitb_coco_asl_800ep.py",
                                mae=f"{CONFIGS}/pretrain/vitb_coco_mae_800ep.py"),
-                  overrides=["optim.accum_iter=8"], nproc=8),  # 64 x 8 x 8 = batch 4096
+                  nproc=8),  # 64 x 8 processes, accumulated to the batch of 4096
     detection=dict(config=f"{CONFIGS}/coco_vitb.py", overrides=[], num_gpus=8),
     segmentation=dict(config=f"{CONFIGS}/ade20k_vitb_upernet.py", overrides=[], nproc=8),
-    linprobe=dict(config=f"{CONFIGS}/linprobe/in100_vitb.py", overrides=["optim.accum_iter=4"], nproc=8),
-    finetune=dict(config=f"{CONFIGS}/finetune/in100_vitb.py", overrides=["optim.accum_iter=4"], nproc=8),
+    linprobe=dict(config=f"{CONFIGS}/linprobe/in100_vitb.py", nproc=8),
+    finetune=dict(config=f"{CONFIGS}/finetune/in100_vitb.py", nproc=8),
 )

@@ -18,8 +18,12 @@ cfg = dict(
     # with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS
     data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None,
               toy=dict(TOY_SCENES)),
-    optim=dict(batch_size=64, accum_iter=1, blr=1.5e-4, lr=None, weight_decay=0.05, betas=(0.9, 0.95),
-               epochs=800, warmup_epochs=40, min_lr=0.0),
+    # global_batch: the recipe's total batch [paper: 4096], whatever the launch: batch_size is per process and
+    # accum_iter is derived, global_batch / (batch_size x processes) (64 per GPU: 8 on 8 GPUs, 1 on 64); a launch
+    # it does not divide over is refused. lr = blr x global_batch / 256 [MAE's rule]. global_batch=None: the
+    # batch is batch_size x processes x accum_iter (None = 1), and so is the lr, e.g. for the toy configs.
+    optim=dict(batch_size=64, accum_iter=None, global_batch=4096, blr=1.5e-4, lr=None, weight_decay=0.05,
+               betas=(0.9, 0.95), epochs=800, warmup_epochs=40, min_lr=0.0),
     # last.pth every save_every_epochs (and save_every_iters); epoch_NNNN.pth kept every keep_every_epochs (0: none);
     # SIGTERM / SIGUSR1 save at the next step whatever these say
     runtime=dict(seed=0, amp="bf16", compile=False, log_every=20, save_every_epochs=20, save_every_iters=0,

@@ -37,8 +37,8 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     type="OptimWrapper",
     constructor="ViTLayerDecayOptimWrapperConstructor",  # transfer/segmentation/optim.py -> asl.optim
-    optimizer=dict(type="AdamW", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(layer_decay_rate=0.65))
+    optimizer=dict(type="AdamW", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),  # AdamW [paper]; values [mmseg]
+    paramwise_cfg=dict(layer_decay_rate=0.65))  # [paper]
 
 custom_hooks = [dict(type="JsonLinesHook")]
 vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]

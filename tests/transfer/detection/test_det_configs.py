@@ -80,14 +80,28 @@ def test_coco_vitb_builds_on_cpu_with_the_seed_recipe(tmp_path):
         prepare_datasets(cfg, str(tmp_path))
 
 
-def test_coco_vitl_config_has_vitl_settings():
+def test_coco_vitl_config_has_the_papers_recipe_on_vitl():
     cfg = cfg_of("detection/mask_rcnn_vitdet_l_100ep_coco.py")
     assert {"dataloader", "lr_multiplier", "model", "optimizer", "train"} <= set(cfg)  # a whole, trainable config
     net = cfg.model.backbone.net
-    assert (net.embed_dim, net.depth, net.num_heads, net.drop_path_rate) == (1024, 24, 16, 0.4)
-    assert sorted(set(range(24)) - set(net.window_block_indexes)) == [5, 11, 17, 23]
-    assert (cfg.optimizer.params.layer_decay, cfg.optimizer.params.num_layers) == (0.8, 24)
-    assert cfg.optimizer.lr == 8e-5 and cfg.train.max_iter == 184375
+    # the paper: drop path 0.1 for all models, lr 8e-5, wd 0.1, 100 epochs at batch 64
+    assert (net.embed_dim, net.depth, net.num_heads, net.drop_path_rate) == (1024, 24, 16, 0.1)
+    assert sorted(set(range(24)) - set(net.window_block_indexes)) == [5, 11, 17, 23]  # ViTDet's global blocks
+    assert (cfg.optimizer.params.layer_decay, cfg.optimizer.params.num_layers) == (0.8, 24)  # ViTDet's ViT-L decay
+    assert (cfg.optimizer.lr, cfg.optimizer.weight_decay) == (8e-5, 0.1) and cfg.train.max_iter == 184375
+    assert cfg.dataloader.train.total_batch_size == 64
+
+
+def test_vitdet_values_config_differs_from_the_papers_vitl_only_in_vitdets_values():
+    paper = cfg_of("detection/mask_rcnn_vitdet_l_100ep_coco.py")
+    vitdet = cfg_of("detection/mask_rcnn_vitdet_l_100ep_coco_vitdet_values.py")
+    assert (vitdet.model.backbone.net.drop_path_rate, vitdet.optimizer.lr) == (0.4, 1e-4)  # ViTDet's ViT-L
+    assert (vitdet.optimizer.params.layer_decay, vitdet.optimizer.params.num_layers) == (0.8, 24)
+    assert (paper.model.backbone.net.drop_path_rate, paper.optimizer.lr) == (0.1, 8e-5)  # separate objects
+    assert repr(vitdet.model) != repr(paper.model)
+    vitdet.model.backbone.net.drop_path_rate, vitdet.optimizer.lr = 0.1, 8e-5
+    for name in ("model", "optimizer", "train", "lr_multiplier", "dataloader"):
+        assert repr(vitdet[name]) == repr(paper[name]), name
 
 
 @pytest.mark.slow

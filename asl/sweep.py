@@ -1,0 +1,203 @@
+"""A sweep of one pretraining config key: for each value and seed, pretrain with the same budget, evaluate the
+encoder with one transfer tool, and tabulate the metric's mean ± std over seeds, every number read from a
+metrics.json. Each (value, seed) runs as a small pipeline (asl.pipeline: each tool a subprocess, a finished run
+reused on a rerun, an interrupted one resumed); an optional baseline config (MAE) is a row with the same budget
+and seeds."""
+import json
+import os
+import re
+import statistics
+from dataclasses import asdict, dataclass
+
+from .cli import UserError
+from .config import apply_overrides, load_config
+from .pipeline import REPO, Pipeline
+from .results import write_json
+
+# the toy protocol of each transfer tool (configs/pipeline/toy_gain.py's budgets), its seed key and metric
+EVALS = {
+    "linprobe": dict(config="configs/linprobe/toy.py", overrides=["data.cache_features=True"],
+                     seed_key="runtime.seed", metric="top1"),
+    "finetune": dict(config="configs/finetune/toy.py", overrides=[], seed_key="runtime.seed", metric="top1"),
+    "segmentation": dict(config="configs/segmentation/upernet_toy_1xb8_toyscenes.py", overrides=[],
+                         seed_key="randomness.seed", metric="mIoU"),
+}
+SPEC_FILE = "sweep_spec.json"  # what a work directory's runs were made with: a rerun must match it
+
+
+def split_values(text: str) -> list:
+    """'0.1,1,(0.9,0.95)' -> ['0.1', '1', '(0.9,0.95)']: commas inside brackets or quotes do not split."""
+    values, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    return [v.strip() for v in values + [text[start:]]]
+
+
+def parse_sweep(item: str) -> tuple:
+    """'key=v1,v2' -> (key, [v1, v2]); one-line errors for a missing '=', an empty or a repeated value."""
+    if "=" not in item:
+        raise UserError(f"the sweep {item!r} is not key=v1,v2,... (e.g. model.temperature=0.1,1,10)")
+    key, text = item.split("=", 1)
+    values = split_values(text)
+    if not text.strip() or "" in values:
+        raise UserError(f"the sweep {item!r} has an empty value; list the values separated by commas, e.g. "
+                        f"{key}=0.1,1,10")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise UserError(f"the sweep {item!r} lists {', '.join(repeated)} more than once")
+    return key, values
+
+
+def twin_config(config: str) -> str:
+    """The MAE twin of an ASL pretraining config: toy_asl.py -> toy_mae.py, vitb_coco_asl_800ep.py ->
+    vitb_coco_mae_800ep.py."""
+    folder, name = os.path.split(config)
+    twin = os.path.join(folder, re.sub(r"(^|_)asl(_|\.)", r"\1mae\2", name))
+    if twin == config or not os.path.isfile(twin):
+        raise UserError(f"--baseline mae: {config} has no MAE twin ({twin} does not exist); give the baseline's "
+                        "config path instead, e.g. --baseline configs/pretrain/toy_mae.py")
+    return twin
+
+
+def _safe(value: str) -> str:
+    return re.sub(r"[^\w.+-]", "_", value)
+
+
+@dataclass
+class Sweep:
+    """One sweep: `key` at each of `values` on `config`, `fixed` overrides shared by every run (the budget), each
+    encoder evaluated by tools/<eval>.py with `eval_config` + `eval_overrides`, for each seed."""
+
+    config: str
+    key: str
+    values: list
+    fixed: list
+    eval: str
+    eval_config: str
+    eval_overrides: list
+    seeds: list
+    baseline: str = None  # a pretraining config run with `fixed` (not the swept key), or None
+    work_dir: str = "."
+    nproc: int = 1
+
+    def __post_init__(self):
+        self.config, self.eval_config, self.work_dir = (os.path.abspath(p) for p in
+                                                        (self.config, self.eval_config, self.work_dir))
+        self.baseline = self.baseline and os.path.abspath(self.baseline)
+        self.metric, self.seed_key = EVALS[self.eval]["metric"], EVALS[self.eval]["seed_key"]
+
+    def check(self):
+        """Every run's config resolves (a bad key is a one-line error with its closest match) before any runs."""
+        if self.key in (self.seed_key, "runtime.seed"):
+            raise UserError(f"sweep seeds with --seeds or --seed-list, not as {self.key}")
+        if any(o.split("=", 1)[0] == self.key for o in self.fixed):
+            raise UserError(f"{self.key} is both swept and fixed; give it once")
+        if not self.seeds:
+            raise UserError("no seeds: give --seeds N (N >= 1) or --seed-list 0,1,2")
+        cfg = load_config(self.config)
+        for value in self.values:
+            apply_overrides(cfg, [*self.fixed, f"{self.key}={value}"])
+        if len({_safe(v) for v in self.values}) < len(self.values):
+            raise UserError(f"the values {', '.join(self.values)} name the same run directories; write them apart")
+        if self.baseline:
+            apply_overrides(load_config(self.baseline), self.fixed)
+        if self.eval != "segmentation":  # mmengine configs are checked by tools/train_seg.py itself
+            apply_overrides(load_config(self.eval_config), [*self.eval_overrides, f"{self.seed_key}=0"])
+
+    def rows(self) -> list:
+        """(label, swept value or None, pretraining config, overrides, its method, directory) of each row."""
+        rows = [(f"{self.key}={v}", v, self.config, [*self.fixed, f"{self.key}={v}"],
+                 os.path.join(self.work_dir, f"{self.key}={_safe(v)}")) for v in self.values]
+        if self.baseline:
+            name = os.path.splitext(os.path.basename(self.baseline))[0]
+            rows.append((f"baseline {name}", None, self.baseline, list(self.fixed),
+                         os.path.join(self.work_dir, f"baseline_{name}")))
+        return [(label, value, config, overrides,
+                 apply_overrides(load_config(config), overrides)["model"]["method"], row_dir)
+                for label, value, config, overrides, row_dir in rows]
+
+    def claim_work_dir(self):
+        """Record the settings in the work directory; a rerun with other settings (whose reused runs would mix
+        two budgets) is refused. Values and seeds may be added."""
+        spec = {k: v for k, v in asdict(self).items() if k not in ("values", "seeds", "work_dir", "nproc")}
+        path = os.path.join(self.work_dir, SPEC_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            changed = sorted(k for k in set(saved) | set(spec) if saved.get(k) != spec.get(k))
+            if changed:
+                raise UserError(f"{self.work_dir} holds a sweep made with other {', '.join(changed)}; its runs "
+                                "would be reused with these settings: give another --work-dir")
+        write_json(path, spec)
+
+    def run(self, data_root: str = None, out: str = None) -> dict:
+        """Every (row, seed) not finished yet, seed by seed so that a stopped sweep has every row at the first
+        seeds; the table is rewritten after each. Returns the table's paths."""
+        self.check()
+        self.claim_work_dir()
+        stages = ["pretrain", "convert", self.eval] if self.eval == "segmentation" else ["pretrain", self.eval]
+        points = [(row, seed) for seed in self.seeds for row in self.rows()]
+        paths = self.write_table(out)
+        for i, ((label, _, config, overrides, method, row_dir), seed) in enumerate(points, 1):
+            print(f"[sweep] {i}/{len(points)}: {label}, seed {seed}", flush=True)
+            cfg = {"inits": [method], "toy": None,
+                   "pretrain": dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
+                                    nproc=self.nproc),
+                   self.eval: dict(config=self.eval_config, nproc=self.nproc,
+                                   overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
+            Pipeline(cfg, os.path.join(row_dir, f"seed{seed}"), data_root).run(stages)
+            paths = self.write_table(out)
+        return paths
+
+    def table(self) -> list:
+        """The rows with every finished seed's metric and its metrics.json; mean and sample std over seeds."""
+        table = []
+        for label, value, config, overrides, method, row_dir in self.rows():
+            runs = []
+            for seed in self.seeds:
+                run_dir = os.path.join(row_dir, f"seed{seed}")
+                source = os.path.join(run_dir, self.eval, method, "metrics.json")
+                if os.path.exists(source):
+                    with open(source) as f:
+                        number = json.load(f)["metrics"][self.metric]
+                    runs.append({"seed": seed, self.metric: number, "metrics_json": source,
+                                 "pretrain_metrics_json": os.path.join(run_dir, "pretrain", method, "metrics.json")})
+            numbers = [r[self.metric] for r in runs]
+            table.append({"run": label, "value": value, "pretrain_config": config, "overrides": overrides,
+                          "n": len(numbers), "mean": statistics.mean(numbers) if numbers else None,
+                          "std": statistics.stdev(numbers) if len(numbers) > 1 else None, "runs": runs})
+        return table
+
+    def write_table(self, out: str = None) -> dict:
+        """OUT.md and OUT.json (default OUT: <work dir>/table); returns their paths."""
+        out = out or os.path.join(self.work_dir, "table")
+        rows = self.table()
+        show = lambda p: os.path.relpath(p, REPO) if p.startswith(REPO + os.sep) else p  # noqa: E731
+        eval_cmd = " ".join([show(self.eval_config), *self.eval_overrides])
+        lines = [f"Sweep of `{self.key}` on `{show(self.config)}` "
+                 f"({' '.join(self.fixed) or 'no fixed overrides'}), seeds {', '.join(map(str, self.seeds))}; "
+                 f"{self.eval} with `{eval_cmd}`. {self.metric}: mean ± sample std over seeds; every number is read "
+                 f"from the metrics.json named in `{os.path.basename(out)}.json`.", "",
+                 f"| run | {self.metric} (mean ± std) | seeds done | per seed |", "|---|---|---|---|"]
+        for row in rows:
+            mean = "—" if row["mean"] is None else f"{row['mean']:.1f}" + (
+                f" ± {row['std']:.1f}" if row["std"] is not None else "")
+            per_seed = ", ".join(f"{r[self.metric]:.1f}" for r in row["runs"]) or "—"
+            lines.append(f"| {row['run']} | {mean} | {row['n']}/{len(self.seeds)} | {per_seed} |")
+        paths = {"markdown": out + ".md", "json": out + ".json"}
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(paths["markdown"], "w") as f:
+            f.write("\n".join(lines) + "\n")
+        write_json(paths["json"], {**{k: v for k, v in asdict(self).items() if k != "work_dir"},
+                                   "metric": self.metric, "std": "sample (n - 1)", "rows": rows})
+        return paths

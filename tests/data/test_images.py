@@ -1,0 +1,85 @@
+"""The file list of an unlabeled image folder: the cache is used when it belongs to the folder, and under
+torch.distributed only rank 0 walks the folder (OpenImages: 1.7 M files); an error there reaches every rank."""
+import json
+import os
+import subprocess
+import sys
+
+from asl.data import images
+from asl.data.images import list_images
+
+
+def _folder(root, n=6):
+    for i in range(n):
+        sub = root / f"d{i % 2}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{i}.jpg").write_bytes(b"")  # listing never opens a file
+    (root / "notes.txt").write_text("not an image")
+    return sorted(f"d{i % 2}/{i}.jpg" for i in range(n))
+
+
+def _count_walks(monkeypatch):
+    calls = []
+    real = os.walk
+    monkeypatch.setattr(images.os, "walk", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    return calls
+
+
+def test_cache_is_written_then_read_without_walking_and_ignored_for_another_folder(tmp_path, monkeypatch):
+    expected = _folder(tmp_path / "imgs")
+    cache = tmp_path / "cache" / "files.json"
+    walks = _count_walks(monkeypatch)
+    assert list_images(str(tmp_path / "imgs"), str(cache)) == expected and len(walks) == 1
+    assert json.loads(cache.read_text()) == {"root": str(tmp_path / "imgs"), "files": expected}
+    assert list_images(str(tmp_path / "imgs"), str(cache)) == expected and len(walks) == 1  # read, not walked
+    other = _folder(tmp_path / "other", n=3)
+    assert list_images(str(tmp_path / "other"), str(cache)) == other and len(walks) == 2  # a stale cache: relisted
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# one rank: join a gloo group through a file store, count os.walk calls, list, report as JSON on stdout
+WORKER = """
+import json, os, sys
+import torch.distributed as dist
+from asl.cli import UserError
+from asl.data import images
+rank, world_size, store, root, cache = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world_size)
+walks, real = [], os.walk
+images.os.walk = lambda *a, **k: walks.append(a[0]) or real(*a, **k)
+try:
+    result = {"files": images.list_images(root, cache)}
+except UserError as err:
+    result = {"error": str(err)}
+result["walks"] = len(walks)
+dist.destroy_process_group()
+print(json.dumps(result))
+"""
+
+
+def _run_ranks(tmp_path, root, cache, world_size=2):
+    store = tmp_path / f"store_{len(list(tmp_path.glob('store_*')))}"
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(rank), str(world_size), str(store), str(root),
+                               str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for rank in range(world_size)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_only_rank_0_walks_the_folder_and_errors_reach_every_rank(tmp_path):
+    expected = _folder(tmp_path / "imgs", n=8)
+    cache = tmp_path / "files.json"
+    first = _run_ranks(tmp_path, tmp_path / "imgs", cache)
+    assert [r["files"] for r in first] == [expected, expected]
+    assert [r["walks"] for r in first] == [1, 0]  # rank 1 read rank 0's cache
+    assert json.loads(cache.read_text())["files"] == expected
+    again = _run_ranks(tmp_path, tmp_path / "imgs", cache)
+    assert [r["walks"] for r in again] == [0, 0]  # the cache of the same folder: nobody walks
+    missing = _run_ranks(tmp_path, tmp_path / "absent", tmp_path / "absent.json")
+    assert [r.get("error") for r in missing] == [missing[0]["error"]] * 2  # rank 1 does not wait forever
+    assert "does not exist" in missing[0]["error"]

@@ -1,0 +1,126 @@
+"""tools/sweep.py: the sweep's command line and its one-line errors, the table (mean ± std over seeds, each number
+traced to its metrics.json) built from finished runs without rerunning them, and a real sweep at a tiny budget."""
+import importlib.util
+import json
+import os
+import statistics
+
+import pytest
+
+from asl.cli import UserError
+from asl.data.toy import write_toy_scenes
+from asl.sweep import Sweep, parse_sweep, split_values, twin_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOY_ASL = os.path.join(REPO, "configs", "pretrain", "toy_asl.py")
+
+
+def sweep_tool():
+    spec = importlib.util.spec_from_file_location("tool_sweep", os.path.join(REPO, "tools", "sweep.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(argv, capsys):
+    """(exit status, stderr) of tools/sweep.py run in this process."""
+    with pytest.raises(SystemExit) as stop:
+        sweep_tool().main(argv)
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_values_split_at_top_level_commas_only():
+    assert split_values("0.1, 1,10") == ["0.1", "1", "10"]
+    assert split_values("(0.9,0.95),(0.9,0.999)") == ["(0.9,0.95)", "(0.9,0.999)"]
+    assert split_values("'a,b',{'x': 1, 'y': 2}") == ["'a,b'", "{'x': 1, 'y': 2}"]
+    assert parse_sweep("model.sem_weight=0.1,0.5,1,2") == ("model.sem_weight", ["0.1", "0.5", "1", "2"])
+    assert twin_config(TOY_ASL) == os.path.join(REPO, "configs", "pretrain", "toy_mae.py")
+    assert twin_config(os.path.join(REPO, "configs", "pretrain", "vitb_coco_asl_800ep.py")).endswith(
+        "vitb_coco_mae_800ep.py")
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([TOY_ASL, "model.temprature=0.1,1"], "unknown config key 'model.temprature' (did you mean 'temperature'?)"),
+    ([TOY_ASL, "model.temperature="], "has an empty value"),
+    ([TOY_ASL, "model.temperature=0.1,,1"], "has an empty value"),
+    ([TOY_ASL, "model.temperature=1,1"], "lists 1 more than once"),
+    ([TOY_ASL], "give the key to sweep and its values"),
+    ([TOY_ASL, "model.temperature=1,2", "optim.epoch=3"], "unknown config key 'optim.epoch'"),
+    ([TOY_ASL, "model.temperature=1,2", "model.temperature=3"], "model.temperature is both swept and fixed"),
+    ([TOY_ASL, "runtime.seed=1,2"], "sweep seeds with --seeds or --seed-list"),
+    ([TOY_ASL, "model.temperature=1,2", "--seeds", "0"], "no seeds"),
+    ([TOY_ASL, "model.temperature=1,2", "--seed-list", "0,x"], "is not comma-separated integers"),
+    ([TOY_ASL, "model.temperature=1,2", "--eval-override", "optim.epoch=1"], "unknown config key 'optim.epoch'"),
+    ([os.path.join(REPO, "configs", "pretrain", "toy_asl_gpu.py"), "model.temperature=1,2", "--baseline", "mae"],
+     "has no MAE twin"),
+])
+def test_mistakes_are_one_line_errors_before_any_run(argv, message, tmp_path, capsys):
+    status, err = run_tool([*argv, "--work-dir", str(tmp_path / "work")], capsys)
+    assert status == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "work").exists()
+
+
+def _finish(run_dir, stage, method, **metrics):
+    """A finished run as the tools leave it: metrics.json in its run directory."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump({"stage": stage, "init": {"method": method, "checkpoint": None}, "metrics": metrics}, f)
+
+
+def test_finished_runs_are_reused_and_tabulated_with_their_sources(tmp_path, capfd):
+    sweep = Sweep(TOY_ASL, "model.sem_weight", ["0.5", "1"], ["optim.epochs=30"], "linprobe",
+                  os.path.join(REPO, "configs", "linprobe", "toy.py"), [], [0, 1, 2],
+                  twin_config(TOY_ASL), str(tmp_path / "work"))
+    top1 = {"model.sem_weight=0.5": [50.0, 54.0, 52.0], "model.sem_weight=1": [60.0, 61.0, 62.0],
+            "baseline_toy_mae": [40.0, 42.0, 44.0]}
+    for row, numbers in top1.items():
+        method = "mae" if row.startswith("baseline") else "asl"
+        for seed, number in enumerate(numbers):
+            seed_dir = tmp_path / "work" / row / f"seed{seed}"
+            _finish(seed_dir / "pretrain" / method, "pretrain", method, loss=1.0)
+            _finish(seed_dir / "linprobe" / method, "linprobe", method, top1=number)
+    paths = sweep.run(out=str(tmp_path / "docs" / "sweep"))
+    out = capfd.readouterr().out
+    assert out.count("reusing") == 2 * 9 and "[sweep] 9/9: baseline toy_mae, seed 2" in out  # nothing was run
+    md = open(paths["markdown"]).read()
+    assert "| model.sem_weight=0.5 | 52.0 ± 2.0 | 3/3 | 50.0, 54.0, 52.0 |" in md
+    assert "| model.sem_weight=1 | 61.0 ± 1.0 | 3/3 |" in md and "| baseline toy_mae | 42.0 ± 2.0 | 3/3 |" in md
+    rows = json.load(open(paths["json"]))["rows"]
+    assert rows[0]["std"] == pytest.approx(statistics.stdev([50.0, 54.0, 52.0]))
+    assert rows[2]["pretrain_config"].endswith("toy_mae.py") and "optim.epochs=30" in rows[2]["overrides"]
+    assert not any(o.startswith("model.sem_weight") for o in rows[2]["overrides"])  # the baseline is not swept
+    source = rows[1]["runs"][2]["metrics_json"]
+    assert json.load(open(source))["metrics"]["top1"] == rows[1]["runs"][2]["top1"] == 62.0
+    assert source == str(tmp_path / "work" / "model.sem_weight=1" / "seed2" / "linprobe" / "asl" / "metrics.json")
+    other_budget = Sweep(TOY_ASL, "model.sem_weight", ["0.5"], ["optim.epochs=10"], "linprobe",
+                         os.path.join(REPO, "configs", "linprobe", "toy.py"), [], [0], None, str(tmp_path / "work"))
+    with pytest.raises(UserError, match="holds a sweep made with other baseline, fixed"):
+        other_budget.run()
+
+
+def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatch):
+    """Two λ values and the MAE baseline, one seed, 2 pretraining steps and a 1-epoch probe each (about 40 s)."""
+    write_toy_scenes(str(tmp_path / "data" / "toy_scenes"), num_unlabeled=16, num_train=8, num_val=4, size=64)
+    argv = [TOY_ASL, "model.temperature=0.5,2", "model.arch='vit_micro_patch8'", "model.img_size=32",
+            "model.decoder={'embed_dim': 32, 'depth': 1, 'num_heads': 2}", "data.num_workers=0",
+            "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--baseline", "mae",
+            "--eval-override", "data.num_workers=0", "--eval-override", "optim.epochs=1", "--eval-override",
+            "optim.batch_size=8", "--eval-override", "runtime.tensorboard=False", "--data-root",
+            str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    sweep_tool().main(argv)
+    rows = json.load(open(tmp_path / "table.json"))["rows"]
+    assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2", "baseline toy_mae"]
+    for row, (method, temperature) in zip(rows, [("asl", 0.5), ("asl", 2), ("mae", 1.0)]):
+        (run,) = row["runs"]
+        assert row["n"] == 1 and row["std"] is None and row["mean"] == run["top1"]
+        probe = json.load(open(run["metrics_json"]))
+        assert probe["stage"] == "linprobe" and probe["init"]["method"] == method
+        pretrained = json.load(open(run["pretrain_metrics_json"]))
+        assert pretrained["init"]["method"] == method and pretrained["iterations"] == 2
+        config = json.load(open(pretrained["config"]))
+        assert config["model"]["temperature"] == temperature and config["optim"]["epochs"] == 1
+    capfd.readouterr()
+    sweep_tool().main(argv)  # everything finished: reused, the same table
+    assert capfd.readouterr().out.count("reusing") == 6
+    assert json.load(open(tmp_path / "table.json"))["rows"] == rows

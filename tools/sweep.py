@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Sweep one pretraining config key: pretrain at each value (and seed) with the same budget, evaluate every
+encoder with one transfer tool, and write a table (Markdown + JSON) of the metric's mean ± std over seeds, each
+number traced to its metrics.json. --baseline adds a row (MAE) with the same budget and seeds.
+
+The first key=value after the config is the sweep, its values separated by commas (commas inside brackets or
+quotes do not split); further key=value pairs are fixed overrides: the budget every run shares, the baseline's
+too. Evaluation is the toy protocol of the chosen tool unless --eval-config names another:
+  linprobe      configs/linprobe/toy.py, features cached (top1)
+  finetune      configs/finetune/toy.py (top1)
+  segmentation  configs/segmentation/upernet_toy_1xb8_toyscenes.py, after conversion to mmseg (mIoU)
+Each (value, seed) runs under OUTPUT_DIR/<key>=<value>/seed<S>/ (pretrain/, <eval>/) with tools/pretrain.py and
+the transfer tool as subprocesses. A run whose metrics.json exists is reused on a rerun and an interrupted one
+continues from its checkpoint, so adding values or seeds runs only what is new; a rerun with other fixed
+overrides or evaluation into the same OUTPUT_DIR is refused.
+
+Examples:
+    python tools/sweep.py configs/pretrain/toy_asl.py model.sem_weight=0.1,0.5,1,2 optim.epochs=30 --seeds 3 \\
+        --baseline mae --out docs/sem_weight_sweep
+    python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.1,0.3,1,3,10 optim.epochs=30 \\
+        --seeds 3 --baseline mae --out docs/lambda_sweep
+    python tools/sweep.py configs/pretrain/toy_asl.py model.mask_ratio=0.6,0.75,0.9 --eval finetune \\
+        --seed-list 0,1
+    python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.5,1 --eval segmentation
+    python tools/sweep.py configs/pretrain/vitb_coco_asl_800ep.py model.sem_weight=0.5,1 --data-root /data \\
+        --nproc 8 --eval-config configs/linprobe/in100_vitb.py --baseline mae
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from asl.cli import UserError, main_guard  # noqa: E402
+from asl.sweep import EVALS, REPO, Sweep, parse_sweep, twin_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="the pretraining config to sweep")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="the sweep (key=v1,v2,...), then fixed overrides shared by every run")
+    parser.add_argument("--eval", choices=list(EVALS), default="linprobe", help="the transfer tool (default: "
+                        "linprobe)")
+    parser.add_argument("--eval-config", help="its config (default: its toy protocol, above)")
+    parser.add_argument("--eval-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override of the evaluation config (repeatable)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default: 1)")
+    seeds.add_argument("--seed-list", metavar="S,S,...", help="these seeds, e.g. 0,1,2")
+    parser.add_argument("--baseline", metavar="mae|CONFIG", help="a row with the same budget and seeds: 'mae' "
+                        "(the MAE twin of CONFIG, e.g. toy_mae.py for toy_asl.py) or a pretraining config")
+    parser.add_argument("--output-dir", help="the sweep's runs (default: work_dirs/sweep/<config name>/<key>)")
+    parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", metavar="PREFIX", help="writes PREFIX.md and PREFIX.json (default: "
+                        "OUTPUT_DIR/table)")
+    parser.add_argument("--data-root", metavar="ROOT", help="dataset root of every run (sets $ASL_DATASETS; "
+                        "default ./datasets, where the toy scenes are generated if absent)")
+    parser.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun; default 1)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    return parser.parse_intermixed_args(argv)
+
+
+def seed_list(args) -> list:
+    if args.seed_list is None:
+        return list(range(args.seeds))
+    try:
+        return [int(s) for s in args.seed_list.split(",")]
+    except ValueError:
+        raise UserError(f"--seed-list {args.seed_list!r} is not comma-separated integers, e.g. 0,1,2") from None
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.overrides:
+        raise UserError("give the key to sweep and its values after the config, e.g. model.temperature=0.1,1,10")
+    key, values = parse_sweep(args.overrides[0])
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    baseline = twin_config(args.config) if args.baseline == "mae" else args.baseline
+    sweep = Sweep(args.config, key, values, args.overrides[1:], args.eval,
+                  args.eval_config or os.path.join(REPO, EVALS[args.eval]["config"]),
+                  [*EVALS[args.eval]["overrides"], *args.eval_override] if not args.eval_config
+                  else args.eval_override, seed_list(args), baseline,
+                  args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc)
+    paths = sweep.run(args.data_root, args.out)
+    with open(paths["markdown"]) as f:
+        print("\n" + f.read(), flush=True)
+    print(f"[sweep] table: {paths['markdown']}, {paths['json']}; runs under {sweep.work_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
