@@ -21,7 +21,7 @@ test: install
 test-demo: install
 	@$(PY) -m pytest -q -s -m slow $(PYTEST_ARGS) tests/test_demo.py
 
-# ASL against random initialisation on the toy scenes, 30 pretraining epochs (slow, ~30 min; .ci/run runs it)
+# ASL against random initialisation on the toy scenes, 30 pretraining epochs (slow, ~24 min; .ci/run runs it)
 test-gain: install
 	@$(PY) -m pytest -q -s -m slow $(PYTEST_ARGS) tests/test_transfer_gain.py
 

@@ -1,4 +1,4 @@
-"""`make demo` from a fresh clone, as a new user runs it (slow: about 16 minutes here, installation from the
+"""`make demo` from a fresh clone, as a new user runs it (slow: about 12 minutes here, installation from the
 wheel cache included; `.ci/run` runs it after the default suite): the whole toy chain ends green with the results
 table, every number of which is the value in the metrics.json it names, and with the reconstruction figures."""
 import json

@@ -1,4 +1,4 @@
-"""ASL pretraining pays off on the toy scenes (slow: about 30 minutes on a 2-core CPU; `.ci/run` runs it): the
+"""ASL pretraining pays off on the toy scenes (slow: about 24 minutes on a 2-core CPU; `.ci/run` runs it): the
 chain of configs/pipeline/toy_gain.py (30 epochs of toy ASL pretraining, then segmentation, linear probing and
 fine-tuning from the converted encoder and from random weights with equal budgets) puts ASL above random
 initialisation in every task (one seed; the margins asked for are less than half the gains measured in

@@ -8,7 +8,7 @@ Examples:
     python tools/run_pipeline.py --stages table                        # only rebuild the table
     python tools/run_pipeline.py --stages detection,table --force      # redo detection
     python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long   # a toy comparison, ~52 min
-    python tools/run_pipeline.py configs/pipeline/toy_gain.py --data-root datasets_gain   # ASL vs random, ~30 min
+    python tools/run_pipeline.py configs/pipeline/toy_gain.py --data-root datasets_gain   # ASL vs random, ~24 min
     python tools/run_pipeline.py configs/pipeline/vitb_paper.py --data-root /data   # the paper's settings
 A finished stage (its metrics.json exists) is reused on a rerun, and an interrupted one (killed, preempted)
 continues from its own checkpoint; --force redoes the stages named by --stages, and only those.

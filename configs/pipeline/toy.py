@@ -1,5 +1,5 @@
-# The toy chain of `make demo`: everything on the CPU in about 13 minutes. Budgets are equal for every
-# initialisation, and sized to show the whole chain, not to rank the initialisations: 60 detection and 100
+# The toy chain of `make demo`: everything on the CPU in under 10 minutes (two steps at once). Budgets are equal
+# for every initialisation, and sized to show the whole chain, not to rank the initialisations: 60 detection and 100
 # segmentation iterations leave box AP near 0 and mIoU at the all-background score. configs/pipeline/toy_long.py
 # has the budgets of a comparison; docs/pipeline.md has both sets of measured numbers.
 import os
