@@ -9,6 +9,7 @@ one-thread runs of the toy models get through more work than one two-thread run.
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from .cli import UserError
 from .engine.runtime import EXIT_PREEMPTED, StopSignals
-from .results import collect, write_table
+from .results import collect, write_json, write_table
 
 STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
 TRANSFER_STAGES = ("detection", "segmentation", "linprobe", "finetune")  # a config may leave one out (None)
@@ -45,6 +46,11 @@ class Step:
     alone: bool = False
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM allocation or a cgroup), not the host's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _last_line(path):
     try:
         with open(path, "rb") as f:
@@ -61,10 +67,16 @@ class Pipeline:
         # absolute, so that results.json names files that can be found from anywhere
         self.cfg, self.work_dir, self.data_root, self.force = cfg, os.path.abspath(work_dir), data_root, force
         self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
-        self.jobs = int(jobs or cfg.get("jobs", 1))
-        if self.jobs < 1:
-            raise UserError(f"jobs must be at least 1, got {self.jobs}")
-        self.times, self.timeline = {}, []
+        if len(set(self.inits)) != len(self.inits):
+            raise UserError(f"inits names an initialisation twice: {self.inits}")
+        self.jobs = jobs if jobs is not None else cfg.get("jobs", 1)
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise UserError(f"jobs must be a positive integer, got {self.jobs!r}")
+        multi = [stage for stage in STAGES if isinstance(cfg.get(stage), dict) and cfg[stage].get("nproc", 1) > 1]
+        if self.jobs > 1 and multi:
+            raise UserError(f"jobs={self.jobs} runs steps side by side, which steps of several processes each "
+                            f"(nproc > 1: {', '.join(multi)}) cannot share; use jobs=1")
+        self.seconds, self.timeline, self.t0 = {}, [], time.time()  # this invocation's steps
 
     def path(self, *parts):
         return os.path.join(self.work_dir, *parts)
@@ -77,39 +89,47 @@ class Pipeline:
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-        start = time.time()
-        if "data" in stages:
-            self._timed("data", self.stage_data)
-        steps = []
-        for stage in STAGES[1:-1]:
-            if stage in stages and stage in TRANSFER_STAGES and self.cfg.get(stage) is None:
-                print(f"[pipeline] === {stage}: not part of this config, skipped ===", flush=True)
-            elif stage in stages:
-                steps += getattr(self, f"steps_{stage}")()
-        self.run_steps(steps)
-        if "table" in stages:
-            self._timed("table", self.stage_table)
-        self._write_times(time.time() - start)
+        self.t0 = time.time()
+        try:
+            if "data" in stages:
+                self._timed("data", self.stage_data)
+            steps = []
+            for stage in STAGES[1:-1]:
+                if stage in stages and stage in TRANSFER_STAGES and self.cfg.get(stage) is None:
+                    print(f"[pipeline] === {stage}: not part of this config, skipped ===", flush=True)
+                elif stage in stages:
+                    steps += getattr(self, f"steps_{stage}")()
+            self.run_steps(steps)
+            if "table" in stages:
+                self._timed("table", self.stage_table)
+        finally:  # also after a failure or a preemption: that is the run whose timeline is wanted
+            self._write_times(time.time() - self.t0)
 
     def _timed(self, stage, fn):
         print(f"[pipeline] === {stage} ===", flush=True)
         start = time.time()
         fn()
-        self.times[stage] = time.time() - start
-        print(f"[pipeline] {stage} took {self.times[stage]:.0f} s", flush=True)
+        self.seconds[stage] = time.time() - start
+        print(f"[pipeline] {stage} took {self.seconds[stage]:.0f} s", flush=True)
 
     def _write_times(self, wall_s):
-        """stage_times.json: seconds per stage (summed over its steps; a rerun keeps the times of the stages it
-        did not run); timeline.json: this invocation's wall time and when each of its steps ran."""
-        times_file = self.path("stage_times.json")
-        if os.path.exists(times_file):
-            with open(times_file) as f:
-                self.times = {**json.load(f), **self.times}
+        """step_times.json: seconds per step, added up over the invocations that ran it (a forced step starts
+        from 0); stage_times.json: their sums per stage; timeline.json: this invocation's wall time and when each
+        of its steps started and ended (seconds from its start)."""
+        steps_file = self.path("step_times.json")
+        totals = {}
+        if os.path.exists(steps_file):
+            with open(steps_file) as f:
+                totals = json.load(f)
+        for name, seconds in self.seconds.items():
+            totals[name] = seconds + (0.0 if self.force or name in ("data", "table") else totals.get(name, 0.0))
+        stages = {}
+        for name, seconds in totals.items():
+            stages[name.split()[0]] = stages.get(name.split()[0], 0.0) + seconds
         os.makedirs(self.work_dir, exist_ok=True)
-        with open(times_file, "w") as f:
-            json.dump(self.times, f, indent=2)
-        with open(self.path("timeline.json"), "w") as f:
-            json.dump({"wall_s": wall_s, "jobs": self.jobs, "steps": self.timeline}, f, indent=2)
+        write_json(steps_file, totals)
+        write_json(self.path("stage_times.json"), stages)
+        write_json(self.path("timeline.json"), {"wall_s": wall_s, "jobs": self.jobs, "steps": self.timeline})
 
     # -- running steps -----------------------------------------------------------------------------------------
 
@@ -119,33 +139,36 @@ class Pipeline:
             return True
         return False
 
-    def _start(self, step, t0):
+    def _start(self, step):
         cmd = [*step.cmd, "--force" if self.force else "--resume"] if step.resumable else step.cmd
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         log, out = None, subprocess.DEVNULL if step.quiet else None
         if self.jobs > 1:
             if not step.alone:
-                env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.jobs)))
+                env.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // self.jobs)))
             log = self.path("logs", step.name.replace(" ", "_") + ".log")
             os.makedirs(os.path.dirname(log), exist_ok=True)
-            out = open(log, "w")
+            out = open(log, "a")  # a rerun keeps the failed attempt's lines above its own
+            out.write(f"[pipeline] {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(cmd)}\n")
+            out.flush()
         print(f"[pipeline] {step.name}: {' '.join(cmd[1:])}" + (f"  (log: {log})" if log else ""), flush=True)
         try:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if log else None)
         finally:
             if log:
                 out.close()
-        return dict(proc=proc, log=log, start=time.time() - t0)
+        return dict(proc=proc, log=log, start=time.time() - self.t0)
 
     def run_steps(self, steps):
         """Run `steps` (in order of preference), at most `jobs` at once, each when the steps it needs are done.
-        A failure or a preemption (status 75) starts nothing new; the running steps finish first."""
+        A failure or a preemption (status 75) starts nothing new and the running steps finish first; a stop signal
+        to the pipeline is passed on to them (they checkpoint and exit 75)."""
         names = {s.name for s in steps}
         pending = [s for s in steps if not self._reused(s)]
         finished = names - {s.name for s in pending}
-        running, failed, preempted = {}, [], False
-        signals = StopSignals()  # a stop signal is the tools' to act on (they save and exit 75); this one waits
-        t0, last_progress = time.time(), time.time()
+        running, failed, preempted, passed_on = {}, [], False, False
+        signals = StopSignals()
+        last_progress, clean = time.time(), False
         try:
             while pending or running:
                 while not (failed or preempted or signals.received) and len(running) < self.jobs:
@@ -155,17 +178,21 @@ class Pipeline:
                     if ready is None or alone_running or (ready.alone and running):
                         break
                     pending.remove(ready)
-                    running[ready.name] = (ready, self._start(ready, t0))
+                    running[ready.name] = (ready, self._start(ready))
                 if not running:
                     break
+                if signals.received and not passed_on:
+                    for _, info in running.values():
+                        info["proc"].send_signal(getattr(signal, signals.received))
+                    passed_on = True
                 time.sleep(0.2)
                 for name, (step, info) in list(running.items()):
                     code = info["proc"].poll()
                     if code is None:
                         continue
                     del running[name]
-                    end = time.time() - t0
-                    self.times[step.stage] = self.times.get(step.stage, 0.0) + end - info["start"]
+                    end = time.time() - self.t0
+                    self.seconds[name] = end - info["start"]
                     self.timeline.append(dict(step=name, start_s=round(info["start"], 1), end_s=round(end, 1),
                                               status=code))
                     if code == EXIT_PREEMPTED:
@@ -180,26 +207,45 @@ class Pipeline:
                     for name, (_, info) in running.items():
                         line = _last_line(info["log"])
                         if line:
-                            print(f"[pipeline] {name} ({time.time() - t0 - info['start']:.0f} s): {line}",
+                            print(f"[pipeline] {name} ({time.time() - self.t0 - info['start']:.0f} s): {line}",
                                   flush=True)
+            clean = True
         finally:
             signals.close()
+            if not clean:  # an error of the pipeline itself: no step is left running unwatched
+                for _, info in running.values():
+                    info["proc"].terminate()
+                for _, info in running.values():
+                    info["proc"].wait()
+        for _, log, _ in failed:
+            if log:
+                with open(log, errors="replace") as f:
+                    print(f"[pipeline] the end of {log}:\n" + "".join(f.readlines()[-30:]), file=sys.stderr)
         if preempted or signals.received:
+            if failed:
+                print(f"[pipeline] failed before the stop: {', '.join(step.name for step, _, _ in failed)}",
+                      file=sys.stderr)
             print("[pipeline] stopped at a checkpoint (preempted); rerun the same command to continue",
                   file=sys.stderr, flush=True)
             sys.exit(EXIT_PREEMPTED)
         if failed:
-            for _, log, _ in failed:
-                if log:
-                    with open(log, errors="replace") as f:
-                        print(f"[pipeline] the end of {log}:\n" + "".join(f.readlines()[-30:]), file=sys.stderr)
             step, log, code = failed[0]
             where = f"its log: {log}" if log else "its output is above"
             what = f"finished without writing {step.done}" if code == 0 else "failed"
             raise UserError(f"stage '{step.name}' {what} ({where}); fix it and rerun: finished stages are reused "
                             "and an interrupted one continues from its checkpoint")
+        if pending:
+            waiting = "; ".join(f"{s.name} (needs {', '.join(n for n in s.needs if n not in finished)})"
+                                for s in pending)
+            raise UserError(f"steps whose needs were never met: {waiting}")
 
     # -- the stages --------------------------------------------------------------------------------------------
+
+    @property
+    def toy_root(self):
+        from .cli import dataset_root
+
+        return os.path.join(self.data_root or dataset_root(), "toy_scenes")
 
     def pretrained(self, method):
         return self.path("pretrain", method, "checkpoints", "last.pth")
@@ -207,10 +253,9 @@ class Pipeline:
     def stage_data(self):
         toy = self.cfg.get("toy")
         if toy:
-            from .cli import dataset_root
             from .data.toy import ensure_toy_scenes
 
-            root = os.path.join(self.data_root or dataset_root(), "toy_scenes")
+            root = self.toy_root
             meta = ensure_toy_scenes(root, require_match=True, **toy)
             print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                   f"train / {meta['num_val']} val labeled", flush=True)
@@ -227,9 +272,7 @@ class Pipeline:
         first four toy val scenes) and the loss curves of all pretraining runs side by side."""
         images = self.cfg.get("visualize", {}).get("images")
         if not images and self.cfg.get("toy"):
-            from .cli import dataset_root
-
-            val = os.path.join(self.data_root or dataset_root(), "toy_scenes", "coco", "val")
+            val = os.path.join(self.toy_root, "coco", "val")
             images = [os.path.join(val, f) for f in sorted(os.listdir(val))[:4]] if os.path.isdir(val) else []
         if not images:
             print("[pipeline] visualize: no images configured (visualize.images); skipped", flush=True)
@@ -293,10 +336,9 @@ class Pipeline:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
         chance = None
         if self.cfg.get("toy"):
-            from .cli import dataset_root
             from .data.toy import chance_levels
 
-            chance = chance_levels(os.path.join(self.data_root or dataset_root(), "toy_scenes"))
+            chance = chance_levels(self.toy_root)
         paths = write_table(collect(files), self.path("results", "results"), self.cfg.get("title", ""), chance,
                             self.budget_lines())
         with open(paths["markdown"]) as f:
@@ -324,7 +366,9 @@ class Pipeline:
                         records[m] = json.load(f)
                     seeds.add(_run_seed(records[m].get("config")))
             lengths = {m: _length(r) for m, r in records.items()}
-            if len(set(lengths.values())) == 1:
+            if len(lengths) == 1:
+                lines.append(f"{label}: {next(iter(lengths.values()))}")
+            elif len(set(lengths.values())) == 1:
                 every = "pretraining method" if stage == "pretrain" else "initialisation"
                 lines.append(f"{label}: {next(iter(lengths.values()))} for every {every}")
             elif lengths:

@@ -27,8 +27,8 @@ def test_finished_stages_are_reused_and_the_table_reads_their_files(tmp_path, ca
     pipe = Pipeline(CFG, str(tmp_path))
     for method, top1 in (("asl", 61.0), ("random", 40.0)):
         _write(pipe.path("linprobe", method, "metrics.json"), "linprobe", method, top1=top1)
-    with open(pipe.path("stage_times.json"), "w") as f:
-        json.dump({"linprobe": 123.0}, f)  # the time of the run that made those results
+    with open(pipe.path("step_times.json"), "w") as f:
+        json.dump({"linprobe asl": 100.0, "linprobe random": 23.0}, f)  # the runs that made those results
     pipe.run(["linprobe", "table"])  # linprobe results exist: no tool is started
     out = capsys.readouterr().out
     times = json.loads(open(pipe.path("stage_times.json")).read())
@@ -54,7 +54,7 @@ def test_a_transfer_stage_left_out_of_the_config_is_skipped(tmp_path, capsys):
     assert pipe.convert_targets() == ["mmseg"]  # no detectron2 file for a config without detection
     pipe.run(["detection"])
     assert "detection: not part of this config, skipped" in capsys.readouterr().out
-    assert sorted(os.listdir(tmp_path)) == ["stage_times.json", "timeline.json"]
+    assert sorted(os.listdir(tmp_path)) == ["stage_times.json", "step_times.json", "timeline.json"]
     assert json.loads((tmp_path / "stage_times.json").read_text()) == {}
 
 
@@ -106,28 +106,30 @@ def _step(tmp_path, name, seconds, needs=(), status=0):
 
 def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("asl.pipeline.available_cores", lambda: 6)
     pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
     steps = [_step(tmp_path, "a", 1.0), _step(tmp_path, "b", 1.0), _step(tmp_path, "c", 0.1, needs=("a",))]
     pipe.run_steps(steps)
     a, b, c = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "abc")
     assert b["start"] < a["end"] and a["start"] < b["end"]  # a and b overlapped
     assert c["start"] >= a["end"]  # c waited for a
-    assert a["threads"] == str(max(1, os.cpu_count() // 2))  # each step got its share of the cores
+    assert a["threads"] == "3"  # each step got its share of the cores (6 / 2)
     assert "says bye" in (tmp_path / "logs" / "a.log").read_text()  # parallel steps write to their logs
-    assert pipe.times == {"linprobe": pytest.approx(2.1, abs=1.0)}  # the stage's steps summed
+    assert set(pipe.seconds) == {"a", "b", "c"} and sum(pipe.seconds.values()) == pytest.approx(2.1, abs=1.0)
     pipe.run_steps(steps)  # everything done: reused, nothing rerun
     assert json.loads((tmp_path / "c.json").read_text()) == c
 
 
 def test_a_step_that_runs_alone_shares_no_time_and_keeps_every_core(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("asl.pipeline.available_cores", lambda: 2)
     pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
     alone = _step(tmp_path, "alone", 0.5)
     alone.alone = True
     pipe.run_steps([_step(tmp_path, "a", 0.5), alone, _step(tmp_path, "b", 0.5)])
     a, solo, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "alone", "b"))
     assert solo["start"] >= a["end"] and b["start"] >= solo["end"]  # nothing ran beside it
-    assert solo["threads"] is None and a["threads"] == str(max(1, os.cpu_count() // 2))
+    assert solo["threads"] is None and a["threads"] == "1"
 
 
 def test_one_at_a_time_keeps_the_order(tmp_path):
@@ -156,3 +158,35 @@ def test_a_preempted_step_stops_the_pipeline_with_its_status(tmp_path):
         pipe.run_steps(steps)
     assert stop.value.code == 75
     assert (tmp_path / "running.json").exists() and not (tmp_path / "next.json").exists()
+
+
+def test_unmet_needs_and_bad_settings_are_one_line_errors(tmp_path):
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    a = _step(tmp_path, "a", 0.0, needs=("b",))
+    b = _step(tmp_path, "b", 0.0, needs=("a",))
+    with pytest.raises(UserError, match=r"needs were never met: a \(needs b\); b \(needs a\)"):
+        pipe.run_steps([a, b])
+    with pytest.raises(UserError, match="twice"):
+        Pipeline(dict(CFG, inits=["asl", "asl"]), str(tmp_path))
+    with pytest.raises(UserError, match="positive integer"):
+        Pipeline(CFG, str(tmp_path), jobs=0)
+    with pytest.raises(UserError, match=r"nproc > 1: linprobe\) cannot share; use jobs=1"):
+        Pipeline(dict(CFG, linprobe=dict(config="x.py", nproc=8)), str(tmp_path), jobs=2)
+
+
+def test_a_stop_signal_to_the_pipeline_reaches_its_running_steps(tmp_path):
+    """SIGTERM to the pipeline's process alone (not its group): the running step gets it, exits 75 as a tool
+    would, and the pipeline exits 75 without starting the next step."""
+    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(75)); "
+            "open(sys.argv[1] + '.started', 'w').close(); time.sleep(30)")
+    done = tmp_path / "slow.json"
+    slow = Step("slow", "linprobe", [sys.executable, "-c", code, str(done)], str(done), resumable=False)
+    pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
+    killer = subprocess.Popen([sys.executable, "-c", "import os, sys, time\n"
+                               f"while not os.path.exists({str(done) + '.started'!r}): time.sleep(0.05)\n"
+                               f"os.kill({os.getpid()}, 15)"])
+    start = time.time()
+    with pytest.raises(SystemExit) as stop:
+        pipe.run_steps([slow, _step(tmp_path, "next", 0.0, needs=("slow",))])
+    killer.wait()
+    assert stop.value.code == 75 and time.time() - start < 20 and not (tmp_path / "next.json").exists()

@@ -64,9 +64,12 @@ def seed_list(args) -> list:
     if args.seed_list is None:
         return list(range(args.seeds))
     try:
-        return [int(s) for s in args.seed_list.split(",")]
+        seeds = [int(s) for s in args.seed_list.split(",")]
     except ValueError:
         raise UserError(f"--seed-list {args.seed_list!r} is not comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seed-list {args.seed_list!r} names a seed twice (it would count one run twice)")
+    return seeds
 
 
 @main_guard

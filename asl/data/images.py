@@ -37,7 +37,7 @@ def _read_cache(root: str, cache_file: str):
         return None
     with open(cache_file) as f:
         cached = json.load(f)
-    return cached["files"] if cached.get("root") == os.path.abspath(root) else None
+    return cached["files"] if cached.get("root") in (os.path.abspath(root), os.path.realpath(root)) else None
 
 
 def _list_images(root: str, cache_file: str = None) -> list:
@@ -51,11 +51,15 @@ def _list_images(root: str, cache_file: str = None) -> list:
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root!r}")
     if cache_file:
-        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
-        tmp = f"{cache_file}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"root": os.path.abspath(root), "files": files}, f)
-        os.replace(tmp, cache_file)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
+            tmp = f"{cache_file}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump({"root": os.path.abspath(root), "files": files}, f)
+            os.replace(tmp, cache_file)
+        except OSError as err:  # a read-only dataset mount: the list is still good, only not kept
+            warnings.warn(f"could not write the file-list cache {cache_file!r} ({err}); the next run lists the "
+                          "folder again (set data.file_list_cache to a writable path)", stacklevel=2)
     return files
 
 
@@ -67,8 +71,8 @@ def _list_images_on_rank0(root: str, cache_file: str) -> list:
     if dist.get_rank() == 0:
         try:
             files = _list_images(root, cache_file)
-        except UserError as err:
-            result = [str(err)]
+        except Exception as err:  # any error reaches every rank, so none waits in the broadcast
+            result = [str(err) if isinstance(err, UserError) else f"listing {root!r} failed on rank 0: {err!r}"]
         else:
             result = [f"ok {len(files)}"]
     dist.broadcast_object_list(result, src=0)

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from asl.data import images
 from asl.data.images import list_images
 
@@ -35,6 +37,17 @@ def test_cache_is_written_then_read_without_walking_and_ignored_for_another_fold
     other = _folder(tmp_path / "other", n=3)
     assert list_images(str(tmp_path / "other"), str(cache)) == other and len(walks) == 2  # a stale cache: relisted
 
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_and_a_symlinked_root_reads_the_cache(tmp_path):
+    expected = _folder(tmp_path / "imgs")
+    (tmp_path / "a_file").write_text("")
+    with pytest.warns(UserWarning, match="could not write the file-list cache"):
+        assert list_images(str(tmp_path / "imgs"), str(tmp_path / "a_file" / "files.json")) == expected
+    cache = tmp_path / "files.json"
+    cache.write_text(json.dumps({"root": os.path.realpath(tmp_path / "imgs"), "files": ["cached.jpg"]}))
+    (tmp_path / "link").symlink_to(tmp_path / "imgs")
+    assert list_images(str(tmp_path / "link"), str(cache)) == ["cached.jpg"]  # the same folder, another spelling
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # one rank: join a gloo group through a file store, count os.walk calls, list, report as JSON on stdout

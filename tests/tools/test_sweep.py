@@ -50,12 +50,13 @@ def test_values_split_at_top_level_commas_only():
     ([TOY_ASL, "runtime.seed=1,2"], "sweep seeds with --seeds or --seed-list"),
     ([TOY_ASL, "model.temperature=1,2", "--seeds", "0"], "no seeds"),
     ([TOY_ASL, "model.temperature=1,2", "--seed-list", "0,x"], "is not comma-separated integers"),
+    ([TOY_ASL, "model.temperature=1,2", "--seed-list", "0,0,1"], "names a seed twice"),
     ([TOY_ASL, "model.temperature=1,2", "--eval-override", "optim.epoch=1"], "unknown config key 'optim.epoch'"),
     ([os.path.join(REPO, "configs", "pretrain", "toy_asl_gpu.py"), "model.temperature=1,2", "--baseline", "mae"],
      "has no MAE twin"),
 ])
 def test_mistakes_are_one_line_errors_before_any_run(argv, message, tmp_path, capsys):
-    status, err = run_tool([*argv, "--work-dir", str(tmp_path / "work")], capsys)
+    status, err = run_tool([*argv, "--output-dir", str(tmp_path / "work")], capsys)
     assert status == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "work").exists()
 
@@ -106,7 +107,7 @@ def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatc
             "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--baseline", "mae",
             "--eval-override", "data.num_workers=0", "--eval-override", "optim.epochs=1", "--eval-override",
             "optim.batch_size=8", "--eval-override", "runtime.tensorboard=False", "--data-root",
-            str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
+            str(tmp_path / "data"), "--output-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     sweep_tool().main(argv)
     rows = json.load(open(tmp_path / "table.json"))["rows"]
