@@ -28,7 +28,7 @@ from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..results import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import Session, exit_when_preempted
+from .runtime import Session, base_lr, exit_when_preempted
 
 MODES = ("linprobe", "finetune")
 
@@ -209,8 +209,8 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
                               for s in (train_set, val_set))
     train_set = SeededSamples(train_set, rt["seed"])
     batch, accum, eff_batch = ocfg["batch_size"], session.accum_iter, session.global_batch
-    base_lr = ocfg["lr"] or ocfg["blr"] * eff_batch / 256
-    optimizer = build_optimizer(mode, model, ocfg, base_lr)
+    lr = base_lr(ocfg, eff_batch)
+    optimizer = build_optimizer(mode, model, ocfg, lr)
     sampler = ResumableSampler(len(train_set), rt["seed"], rank, world_size)
     steps_per_epoch = sampler.per_rank // batch // accum
     if steps_per_epoch == 0:
@@ -226,7 +226,7 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     mixup, criterion = build_criterion(mode, cfg.get("aug", {}), len(classes))
     run = ClassificationRun(mode, model, trained, net, optimizer, train_set, val_loader, sampler, mixup, criterion,
                             cached, dict(init=init_name, data=ds_name, num_classes=len(classes)), steps_per_epoch,
-                            total_steps, base_lr)
+                            total_steps, lr)
     ckpt = session.load()
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -236,7 +236,7 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     run.started = (time.time(), run.progress["step"])
     session.log(f"{init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
                 f"({len(train_set)} train / {len(val_set)} val, {len(classes)} classes), {world_size} process(es) "
-                f"on {device.type}, batch {eff_batch} = {batch} x {world_size} x accum {accum} (lr {base_lr:.3g}), "
+                f"on {device.type}, batch {eff_batch} = {batch} x {world_size} x accum {accum} (lr {lr:.3g}), "
                 f"{ocfg['epochs']} epochs x {steps_per_epoch} steps; run dir {session.run_dir}")
     return run
 

@@ -20,7 +20,7 @@ from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..results import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import Session
+from .runtime import Session, base_lr
 
 TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the loss terms each method logs
 
@@ -106,8 +106,8 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
     total_steps = steps_per_epoch * opt_cfg["epochs"]
     total_steps = min(total_steps, rt.get("max_iters") or total_steps)
     eff_batch = session.global_batch
-    base_lr = opt_cfg["lr"] or opt_cfg["blr"] * eff_batch / 256
-    optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=base_lr,
+    lr = base_lr(opt_cfg, eff_batch)
+    optimizer = torch.optim.AdamW(param_groups(model, opt_cfg["weight_decay"]), lr=lr,
                                   betas=tuple(opt_cfg["betas"]))
     net = model
     if rt.get("compile"):
@@ -118,7 +118,7 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
     if world_size > 1:
         device = session.device
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    run = PretrainRun(model, net, optimizer, dataset, dataset_name, sampler, steps_per_epoch, total_steps, base_lr)
+    run = PretrainRun(model, net, optimizer, dataset, dataset_name, sampler, steps_per_epoch, total_steps, lr)
     ckpt = session.load()
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -128,7 +128,7 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
     run.window, run.started = Window(session.device), (time.time(), run.progress["step"])
     session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
                 f"{world_size} process(es) on {session.device.type}, batch {eff_batch} = {batch} x {world_size} "
-                f"x accum {accum} (lr {base_lr:.3g}), {steps_per_epoch} steps/epoch, {total_steps} steps; run dir "
+                f"x accum {accum} (lr {lr:.3g}), {steps_per_epoch} steps/epoch, {total_steps} steps; run dir "
                 f"{session.run_dir}")
     return run
 

@@ -99,6 +99,11 @@ def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main
                 os.remove(target)
 
 
+def base_lr(optim: dict, global_batch: int) -> float:
+    """The run's lr: optim.lr if given, else MAE's linear scaling rule blr x global batch / 256."""
+    return optim["lr"] or optim["blr"] * global_batch / 256
+
+
 def accumulation(optim: dict, world_size: int) -> tuple:
     """(accum_iter, effective batch) of a launch of `world_size` processes. With `optim.global_batch` (the
     recipe's total batch) set, accum_iter = global_batch / (batch_size x world_size), so one config trains at the

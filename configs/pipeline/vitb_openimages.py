@@ -5,18 +5,13 @@
 # imagenet/.
 import os
 
+_base_ = "vitb_paper.py"
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 cfg = dict(
     title="ViT-B/16, OpenImages pretraining 800 epochs",
     inits=["asl", "mae"],
-    toy=None,
-    visualize=dict(images=[]),
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/vitb_openimages_asl_800ep.py",
-                               mae=f"{CONFIGS}/pretrain/vitb_openimages_mae_800ep.py"),
-                  nproc=8),  # 64 x 8 processes, accumulated to the batch of 4096
-    detection=dict(config=f"{CONFIGS}/coco_vitb.py", overrides=[], num_gpus=8),
-    segmentation=dict(config=f"{CONFIGS}/ade20k_vitb_upernet.py", overrides=[], nproc=8),
-    linprobe=dict(config=f"{CONFIGS}/linprobe/in100_vitb.py", nproc=8),
+                               mae=f"{CONFIGS}/pretrain/vitb_openimages_mae_800ep.py")),
     finetune=None,
 )

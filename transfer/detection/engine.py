@@ -199,7 +199,7 @@ def write_metrics(cfg, results, iterations, wall_time, init, summaries=None, pat
     train_images = sum((summaries or {}).get(n, {}).get("images_with_annotations", 0) for n in train_names)
     batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=0)
     out = metrics_record("detection", family(names), init, model_name(cfg), metrics, iterations,
-                         round(iterations * batch / train_images, 3) if train_images and iterations else 0,
+                         round(iterations * batch / train_images, 3) if train_images and iterations else None,
                          round(wall_time, 1), os.path.join(cfg.train.output_dir, "config.yaml"),
                          per_category_AP=per_category, notes=notes, peak_memory_gib=peak_gpu_memory_gib())
     path = path or os.path.join(cfg.train.output_dir, "metrics.json")
