@@ -137,7 +137,7 @@ class Sweep:
             changed = sorted(k for k in set(saved) | set(spec) if saved.get(k) != spec.get(k))
             if changed:
                 raise UserError(f"{self.work_dir} holds a sweep made with other {', '.join(changed)}; its runs "
-                                "would be reused with these settings: give another --work-dir")
+                                "would be reused with these settings: give another --output-dir")
         write_json(path, spec)
 
     def run(self, data_root: str = None, out: str = None) -> dict:

@@ -79,6 +79,8 @@ def main(argv=None):
     coco = args.coco or os.path.join(root, "coco", "train2017")
     out = args.out or os.path.join(root, "in100_coco")
     new = build(imagenet, coco, out)
+    print(f"listing the images under {out} (the full sets: about 245k, a minute or more on a network disk)",
+          flush=True)
     files = list_images(out, args.file_list)
     counts = {part: sum(1 for f in files if f.startswith(part + os.sep)) for part in PAPER_COUNTS}
     total = len(files)

@@ -37,11 +37,15 @@ GLOBAL_AUGMENTATIONS = {
 }
 
 
+def _check_augmentation(name: str, context: str = ""):
+    if name not in GLOBAL_AUGMENTATIONS:
+        raise UserError(f"{context}unknown global augmentation {name!r}{did_you_mean(name, GLOBAL_AUGMENTATIONS)}; "
+                        f"known: {', '.join(GLOBAL_AUGMENTATIONS)}")
+
+
 def global_augmentation(name: str, img_size: int, p: float = None):
     """One global augmentation of Table 5 for float images in [0, 1]; `p` overrides its probability."""
-    if name not in GLOBAL_AUGMENTATIONS:
-        raise UserError(f"unknown global augmentation {name!r}{did_you_mean(name, GLOBAL_AUGMENTATIONS)}; known: "
-                        f"{', '.join(GLOBAL_AUGMENTATIONS)}")
+    _check_augmentation(name)
     build = GLOBAL_AUGMENTATIONS[name]
     return build(img_size) if p is None else build(img_size, p)
 
@@ -56,9 +60,7 @@ def parse_transform(kind) -> tuple:
         raise UserError(f"data.transform {kind!r}: unknown pretraining transform {recipe!r}"
                         f"{did_you_mean(recipe, CROP_RECIPES)} (mae or cifar, then +augmentations; {example})")
     for name in augs:
-        if name not in GLOBAL_AUGMENTATIONS:
-            raise UserError(f"data.transform {kind!r}: unknown global augmentation {name!r}"
-                            f"{did_you_mean(name, GLOBAL_AUGMENTATIONS)}; known: {', '.join(GLOBAL_AUGMENTATIONS)}")
+        _check_augmentation(name, f"data.transform {kind!r}: ")
     if len(set(augs)) != len(augs):
         raise UserError(f"data.transform {kind!r} names a global augmentation twice")
     return recipe, augs
