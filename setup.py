@@ -9,7 +9,7 @@ setup(
     name="asl-toolkit",
     version="0.1.0",
     description="ASL / MAE pretraining of plain ViTs on arbitrary scenes, with detectron2 and mmseg transfer",
-    packages=find_packages(include=["asl", "asl.*", "transfer", "transfer.*"]),
+    packages=find_packages(include=["asl", "asl.*", "transfer", "transfer.*", "chain", "chain.*", "tools"]),
     python_requires=">=3.10",
     install_requires=[
         "torch==2.14.1",
@@ -18,6 +18,7 @@ setup(
         "numpy<2",
         "pillow",
         "safetensors",
+        "matplotlib",
     ],
     extras_require={
         "detection": ["detectron2", "pycocotools", "fvcore==0.1.5.post20221221", "iopath==0.1.9"],

@@ -62,6 +62,6 @@ def apply_overrides(cfg: dict, overrides) -> dict:
 
 
 def save_config(cfg: dict, path: str):
-    from .results import write_json
+    from .records import write_json
 
     write_json(path, json.loads(json.dumps(cfg, default=str)))

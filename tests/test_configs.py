@@ -10,7 +10,7 @@ import pytest
 from asl.config import load_config
 from asl.data.transforms import pretrain_transform
 from asl.engine.runtime import accumulation
-from asl.pipeline import Pipeline
+from chain.pipeline import Pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -113,7 +113,7 @@ def _commands(name, tmp_path, stages=("pretrain", "detection", "segmentation", "
     """The tool command lines a pipeline config runs, stage by stage (nothing is run)."""
     pipe = Pipeline(cfg("pipeline", name), str(tmp_path))
     return [(step.name, step.cmd) for stage in stages if stage == "pretrain" or pipe.cfg.get(stage)
-            for step in getattr(pipe, f"steps_{stage}")()]
+            for step in (pipe.steps_pretrain() if stage == "pretrain" else pipe.steps_transfer(pipe.tasks[stage]))]
 
 
 def _config_of(cmd):

@@ -10,7 +10,7 @@ import torch
 
 from asl.cli import UserError
 from asl.data.toy import classification_objects
-from asl.pipeline import Pipeline, Step
+from chain.pipeline import Pipeline, Step
 
 CFG = dict(inits=["asl", "random"], toy=None, title="t",
            linprobe=dict(config="unused.py", overrides=[]), finetune=dict(config="unused.py", overrides=[]))
@@ -106,7 +106,7 @@ def _step(tmp_path, name, seconds, needs=(), status=0):
 
 def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("asl.pipeline.available_cores", lambda: 6)
+    monkeypatch.setattr("chain.pipeline.available_cores", lambda: 6)
     pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
     steps = [_step(tmp_path, "a", 1.0), _step(tmp_path, "b", 1.0), _step(tmp_path, "c", 0.1, needs=("a",))]
     pipe.run_steps(steps)
@@ -122,7 +122,7 @@ def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
 
 def test_a_step_that_runs_alone_shares_no_time_and_keeps_every_core(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("asl.pipeline.available_cores", lambda: 2)
+    monkeypatch.setattr("chain.pipeline.available_cores", lambda: 2)
     pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
     alone = _step(tmp_path, "alone", 0.5)
     alone.alone = True
@@ -190,3 +190,21 @@ def test_a_stop_signal_to_the_pipeline_reaches_its_running_steps(tmp_path):
         pipe.run_steps([slow, _step(tmp_path, "next", 0.0, needs=("slow",))])
     killer.wait()
     assert stop.value.code == 75 and time.time() - start < 20 and not (tmp_path / "next.json").exists()
+
+
+def test_a_task_declared_in_its_own_folder_runs_through_the_pipeline_and_the_table(tmp_path, capsys):
+    """A new transfer task is its folder (a task.py and its tool) plus its line in the pipeline config."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "dummy_task")
+    cfg = dict(inits=["asl", "random"], toy=None, title="t", tasks=[os.path.join(folder, "task.py")],
+               pretrain=dict(configs=dict(asl="unused.py")), dummy=dict(config="unused.py"))
+    pipe = Pipeline(cfg, str(tmp_path))
+    assert pipe.stages == ("data", "pretrain", "visualize", "convert", "dummy", "table")
+    os.makedirs(os.path.dirname(pipe.pretrained("asl")))
+    open(pipe.pretrained("asl"), "w").close()
+    _write(pipe.path("pretrain", "asl", "metrics.json"), "pretrain", "asl")  # pretraining counts as done
+    pipe.run(["pretrain", "dummy", "table"])
+    out = capsys.readouterr().out
+    assert "| init | dummy score |" in out and "| asl | 30.0 |" in out and "| random | 0.0 |" in out
+    assert "* dummy counting: 3 iterations for every initialisation" in out and "training seed: 7" in out
+    saved = json.loads(open(pipe.path("results", "results.json")).read())
+    assert saved["rows"]["asl"]["dummy score"]["source"] == pipe.path("dummy", "asl", "metrics.json")

@@ -1,6 +1,9 @@
 import json
 
-from asl.results import collect, write_table
+from chain.table import collect, write_table
+from chain.task import load_tasks
+
+COLUMNS = [(name, *column) for name, task in load_tasks().items() for column in task.columns]
 
 
 def _metrics(path, stage, method, **metrics):
@@ -14,10 +17,11 @@ def test_table_reads_every_number_from_the_stage_files(tmp_path):
              _metrics(tmp_path / "b.json", "detection", "random", box_AP=12.0, mask_AP=8.0),
              _metrics(tmp_path / "c.json", "segmentation", "asl", mIoU=44.44, mAcc=50.0),
              _metrics(tmp_path / "d.json", "pretrain", "asl", loss=0.5)]
-    table = collect(files)
+    table = collect(files, COLUMNS)
     assert table == {"asl": {"box AP": (31.25, files[0]), "mask AP": (20.5, files[0]), "mIoU": (44.44, files[2])},
                      "random": {"box AP": (12.0, files[1]), "mask AP": (8.0, files[1])}}
-    paths = write_table(table, str(tmp_path / "out" / "results"), "toy", chance={"box_AP": 0.0, "mIoU": 17.49},
+    paths = write_table(table, str(tmp_path / "out" / "results"), COLUMNS, "toy",
+                        chance={"box_AP": 0.0, "mIoU": 17.49},
                         budgets=["detection: 60 iterations for every initialisation"])
     md = open(paths["markdown"]).read()
     assert "| asl | 31.2 | 20.5 | 44.4 |" in md and "| random | 12.0 | 8.0 | — |" in md

@@ -29,6 +29,11 @@ def parse_args(argv=None):
     parser.add_argument("--num-val", type=int, default=TOY_SCENES["num_val"], help="labeled validation scenes")
     parser.add_argument("--size", type=int, default=TOY_SCENES["size"], help="image side in pixels")
     parser.add_argument("--seed", type=int, default=TOY_SCENES["seed"])
+    parser.add_argument("--radius", type=float, nargs=2, default=TOY_SCENES["radius"], metavar=("MIN", "MAX"),
+                        help="range of the shapes' circumradius, as fractions of the side")
+    parser.add_argument("--max-objects", type=int, default=TOY_SCENES["max_objects"], help="shapes per scene, at most")
+    parser.add_argument("--backgrounds", choices=["all", "smooth"], default=TOY_SCENES["backgrounds"],
+                        help="all: gradients, smooth noise, stripes and checkerboards; smooth: the first two")
     parser.add_argument("--standard-layouts", metavar="ROOT",
                         help="also lay the scenes out as COCO (coco/train2017, ...) and ADE20K "
                              "(ADEChallengeData2016/...) under ROOT, so the real configs run on them (timing)")
@@ -45,7 +50,9 @@ def main(argv=None):
     total = args.num_unlabeled + args.num_train + args.num_val
     start = time.time()
     with tqdm(total=total, desc="toy scenes", unit="scene") as bar:
-        write_toy_scenes(out, args.num_unlabeled, args.num_train, args.num_val, args.size, args.seed, bar.update)
+        write_toy_scenes(out, bar.update, num_unlabeled=args.num_unlabeled, num_train=args.num_train,
+                         num_val=args.num_val, size=args.size, seed=args.seed, radius=args.radius,
+                         max_objects=args.max_objects, backgrounds=args.backgrounds)
     print(f"wrote {total} scenes ({args.size}px, seed {args.seed}) to {out} in {time.time() - start:.1f} s")
     if args.standard_layouts:
         counts = write_standard_layouts(out, args.standard_layouts)

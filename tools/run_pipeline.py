@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import UserError, main_guard  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
-from asl.pipeline import STAGES, Pipeline  # noqa: E402
+from chain.pipeline import CHAIN_STAGES, Pipeline  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pipeline", "toy.py")
 
@@ -30,7 +30,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="pipeline config (default: toy)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the pipeline config")
-    parser.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
+    parser.add_argument("--stages", help=f"comma-separated subset of {','.join(CHAIN_STAGES)}, the config's tasks "
+                        "(default: detection, segmentation, linprobe, finetune, probe) and table (default: all)")
     parser.add_argument("--output-dir", help="the pipeline's directory (default: work_dirs/pipeline/<config name>)")
     parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-root", help="dataset root (sets $ASL_DATASETS for every stage)")
@@ -54,7 +55,7 @@ def main(argv=None):
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
     pipeline = Pipeline(cfg, work_dir, args.data_root, args.force, args.jobs)
-    pipeline.run(args.stages.split(",") if args.stages else STAGES)
+    pipeline.run(args.stages.split(",") if args.stages else pipeline.stages)
     print(f"[pipeline] done in {time.time() - start:.0f} s; everything is under {work_dir}")
 
 

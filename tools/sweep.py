@@ -31,7 +31,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import UserError, main_guard  # noqa: E402
-from asl.sweep import EVALS, REPO, Sweep, parse_sweep, twin_config  # noqa: E402
+from chain.sweep import Sweep, parse_sweep, twin_config  # noqa: E402
+from chain.task import load_tasks  # noqa: E402
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")  # the toy protocols' configs are here
+EVALS = {name: task for name, task in load_tasks().items() if task.toy_config}
 
 
 def parse_args(argv=None):
@@ -80,9 +84,10 @@ def main(argv=None):
     key, values = parse_sweep(args.overrides[0])
     name = os.path.splitext(os.path.basename(args.config))[0]
     baseline = twin_config(args.config) if args.baseline == "mae" else args.baseline
+    task = EVALS[args.eval]
     sweep = Sweep(args.config, key, values, args.overrides[1:], args.eval,
-                  args.eval_config or os.path.join(REPO, EVALS[args.eval]["config"]),
-                  [*EVALS[args.eval]["overrides"], *args.eval_override] if not args.eval_config
+                  args.eval_config or os.path.join(REPO, task.toy_config),
+                  [*task.toy_overrides, *args.eval_override] if not args.eval_config
                   else args.eval_override, seed_list(args), baseline,
                   args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc)
     paths = sweep.run(args.data_root, args.out)

@@ -60,8 +60,11 @@ def _shape_mask(kind, yy, xx, cy, cx, radius, angle):
     return inside
 
 
-def _background(rng, size):
-    kind = rng.integers(3)
+BACKGROUNDS = {"all": 3, "smooth": 2}  # kinds drawn from: gradient, smooth noise (, stripes or checkerboard)
+
+
+def _background(rng, size, backgrounds="all"):
+    kind = rng.integers(BACKGROUNDS[backgrounds])
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     base, other = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     if kind == 0:  # linear gradient in a random direction
@@ -84,17 +87,21 @@ def _background(rng, size):
     return img + 6 * rng.standard_normal(img.shape, dtype=np.float32)
 
 
-def make_scene(seed: int, split: str, index: int, size: int = 128) -> Scene:
-    """Generate one scene; deterministic in (seed, split, index, size)."""
+def make_scene(seed: int, split: str, index: int, size: int = 128, radius=(0.06, 0.2), max_objects: int = 6,
+               backgrounds: str = "all") -> Scene:
+    """Generate one scene of 1..max_objects shapes whose circumradius is drawn from `radius` (fractions of the
+    side); deterministic in the arguments."""
+    if backgrounds not in BACKGROUNDS:
+        raise UserError(f"toy backgrounds must be one of {', '.join(BACKGROUNDS)}, got {backgrounds!r}")
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    img = _background(rng, size)
+    img = _background(rng, size, backgrounds)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     objects = []
-    for _ in range(int(rng.integers(1, 7))):
+    for _ in range(int(rng.integers(1, max_objects + 1))):
         label = int(rng.integers(len(CLASSES)))
-        radius = rng.uniform(0.06, 0.2) * size
-        cy, cx = rng.uniform(radius * 0.5, size - radius * 0.5, 2)
-        full = _shape_mask(CLASSES[label], yy, xx, cy, cx, radius, rng.uniform(0, 2 * np.pi))
+        r = rng.uniform(*radius) * size
+        cy, cx = rng.uniform(r * 0.5, size - r * 0.5, 2)
+        full = _shape_mask(CLASSES[label], yy, xx, cy, cx, r, rng.uniform(0, 2 * np.pi))
         colour = rng.uniform(0, 255, 3)
         objects.append((full, label, colour))
     # Drop objects that would end up mostly hidden (they would be unlearnable slivers), most hidden first.
@@ -131,6 +138,13 @@ def rle_encode(mask: np.ndarray) -> dict:
     return {"counts": counts, "size": list(mask.shape)}
 
 
+def rle_decode(rle: dict) -> np.ndarray:
+    """The boolean mask of a COCO uncompressed RLE (the inverse of `rle_encode`)."""
+    height, width = rle["size"]
+    flat = np.repeat(np.arange(len(rle["counts"])) % 2, rle["counts"]).astype(bool)
+    return flat.reshape((height, width), order="F")
+
+
 def mask_bbox(mask: np.ndarray) -> list:
     """COCO [x, y, w, h] of the mask's pixel extent (pycocotools' toBbox convention)."""
     ys, xs = np.nonzero(mask)
@@ -155,13 +169,13 @@ def _remove_stale(folder: str, count: int):
 
 # The one place of the toy set's defaults: the configs' `toy=dict(TOY_SCENES)`, tools/make_toy_data.py and the
 # generator itself read them here.
-TOY_SCENES = dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0)
+TOY_SCENES = dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0, radius=[0.06, 0.2],
+                  max_objects=6, backgrounds="all")
+SCENE_KEYS = ("size", "radius", "max_objects", "backgrounds")  # what make_scene takes besides (seed, split, index)
 
 
-def write_toy_scenes(root: str, num_unlabeled: int = TOY_SCENES["num_unlabeled"],
-                     num_train: int = TOY_SCENES["num_train"], num_val: int = TOY_SCENES["num_val"],
-                     size: int = TOY_SCENES["size"], seed: int = TOY_SCENES["seed"], progress=None) -> dict:
-    """Write the toy dataset under `root`:
+def write_toy_scenes(root: str, progress=None, **kwargs) -> dict:
+    """Write the toy dataset under `root`, generated with `kwargs` over TOY_SCENES:
 
     unlabeled/<i>.png                                   pretraining images (any folder of images works)
     coco/{train,val}/<i>.png, coco/annotations/instances_{train,val}.json   COCO instance segmentation (RLE)
@@ -169,8 +183,14 @@ def write_toy_scenes(root: str, num_unlabeled: int = TOY_SCENES["num_unlabeled"]
     meta.json                                           the generator's arguments and the label convention
     Returns the meta dictionary.
     """
-    meta = {"generator": "asl.data.toy", "seed": seed, "size": size, "num_unlabeled": num_unlabeled,
-            "num_train": num_train, "num_val": num_val, "classes": list(CLASSES),
+    unknown = sorted(set(kwargs) - set(TOY_SCENES))
+    if unknown:
+        raise UserError(f"unknown toy-scene argument(s) {', '.join(unknown)}; known: {', '.join(TOY_SCENES)}")
+    args = dict(TOY_SCENES, **kwargs)
+    args["radius"] = list(args["radius"])
+    seed, num_unlabeled, num_train, num_val = (args[k] for k in ("seed", "num_unlabeled", "num_train", "num_val"))
+    size, scene = args["size"], {k: args[k] for k in SCENE_KEYS}
+    meta = {"generator": "asl.data.toy", **args, "classes": list(CLASSES),
             "semantic_labels": {"0": "background", **{str(i + 1): c for i, c in enumerate(CLASSES)},
                                 str(IGNORE): "ignore (never written by the generator)"}}
     if os.path.exists(os.path.join(root, "meta.json")):
@@ -178,7 +198,7 @@ def write_toy_scenes(root: str, num_unlabeled: int = TOY_SCENES["num_unlabeled"]
     os.makedirs(os.path.join(root, "unlabeled"), exist_ok=True)
     _remove_stale(os.path.join(root, "unlabeled"), num_unlabeled)
     for i in range(num_unlabeled):
-        _save_png(make_scene(seed, "unlabeled", i, size).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
+        _save_png(make_scene(seed, "unlabeled", i, **scene).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
         if progress:
             progress(1)
     for split, count, ade_split in (("train", num_train, "training"), ("val", num_val, "validation")):
@@ -188,13 +208,13 @@ def write_toy_scenes(root: str, num_unlabeled: int = TOY_SCENES["num_unlabeled"]
                 _remove_stale(os.path.join(root, sub), count)
         images, annotations = [], []
         for i in range(count):
-            scene = make_scene(seed, split, i, size)
+            labeled = make_scene(seed, split, i, **scene)
             name = f"{i:06d}.png"
-            _save_png(scene.image, os.path.join(root, "coco", split, name))
-            _save_png(scene.image, os.path.join(root, "ade", "images", ade_split, name))
-            _save_png(scene.semantic_map(), os.path.join(root, "ade", "annotations", ade_split, name))
+            _save_png(labeled.image, os.path.join(root, "coco", split, name))
+            _save_png(labeled.image, os.path.join(root, "ade", "images", ade_split, name))
+            _save_png(labeled.semantic_map(), os.path.join(root, "ade", "annotations", ade_split, name))
             images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
-            for mask, label in zip(scene.masks, scene.labels):
+            for mask, label in zip(labeled.masks, labeled.labels):
                 annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
                                     "bbox": mask_bbox(mask), "area": int(mask.sum()), "iscrowd": 0,
                                     "segmentation": rle_encode(mask)})
@@ -219,7 +239,8 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
         return write_toy_scenes(root, **kwargs)
     with open(meta_path) as f:
         meta = json.load(f)
-    differ = {k: (meta.get(k), v) for k, v in kwargs.items() if meta.get(k) != v}
+    differ = {k: (meta.get(k), v) for k, v in kwargs.items()
+              if meta.get(k) != (list(v) if isinstance(v, tuple) else v)}
     if differ:
         what = ", ".join(f"{k}={have} (asked: {want})" for k, (have, want) in differ.items())
         if require_match:
@@ -230,28 +251,36 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
 
 
 CROP_MARGIN = 1.5  # crop side / the object's longer box side
-MIN_CROP = 24  # pixels: small objects keep some context
+MIN_CROP_FRACTION = 3 / 16  # of the scene's side: small objects keep some context
+DOMINANCE = 2.0  # an object is a sample only if it shows this many times the pixels of any other one in its crop
 
 
 def classification_objects(root: str, split: str) -> list:
-    """Toy classification: one sample per annotated object, (file name, crop box, index into CLASSES).
+    """Toy classification: one sample per dominant object, (file name, crop box, index into CLASSES).
 
-    The crop is the square of side CROP_MARGIN x the longer side of the object's visible box (at least MIN_CROP
-    pixels) centred on the box, shifted to lie inside the image: the object is the sample's main content, so
-    the label is well posed under crop augmentation (a whole-scene label such as "the largest object's shape"
-    is not: random crops cut the object out)."""
+    The crop is the square of side CROP_MARGIN x the longer side of the object's visible box (at least
+    MIN_CROP_FRACTION of the scene) centred on the box, shifted to lie inside the image. An object is a sample
+    only if it dominates its crop (DOMINANCE x the visible pixels of any other object there): the label is then
+    well posed (a crop showing two shapes alike in size has no one right answer), also under crop augmentation."""
     with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json")) as f:
         coco = json.load(f)
     images = {img["id"]: img for img in coco["images"]}
+    masks = {ann["id"]: rle_decode(ann["segmentation"]) for ann in coco["annotations"]}
+    by_image = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann["id"])
     samples = []
     for ann in coco["annotations"]:
         img = images[ann["image_id"]]
         x, y, w, h = ann["bbox"]
-        side = min(max(CROP_MARGIN * max(w, h), MIN_CROP), img["width"], img["height"])
+        side = min(max(CROP_MARGIN * max(w, h), MIN_CROP_FRACTION * img["width"]), img["width"], img["height"])
         left = min(max(x + w / 2 - side / 2, 0), img["width"] - side)
         top = min(max(y + h / 2 - side / 2, 0), img["height"] - side)
         box = tuple(int(round(v)) for v in (left, top, left + side, top + side))
-        samples.append((img["file_name"], box, ann["category_id"] - 1))
+        window = (slice(box[1], box[3]), slice(box[0], box[2]))
+        others = [masks[i][window].sum() for i in by_image[ann["image_id"]] if i != ann["id"]]
+        if masks[ann["id"]][window].sum() >= DOMINANCE * max(others, default=0):
+            samples.append((img["file_name"], box, ann["category_id"] - 1))
     return samples
 
 

@@ -26,7 +26,7 @@ from ..models.classifier import ViTClassifier
 from ..models.vit import ViTEncoder
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
-from ..results import metrics_record
+from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
 from .runtime import Session, base_lr, exit_when_preempted
 
@@ -44,7 +44,17 @@ def _posterize(img, bits_to_keep, **_):
     return auto_augment.ImageOps.posterize(img, bits_to_keep)
 
 
-auto_augment.NAME_TO_OP.update(Posterize=_posterize, PosterizeIncreasing=_posterize, PosterizeOriginal=_posterize)
+_POSTERIZE_INSTALLED = False
+
+
+def install_posterize_fix():
+    """Make timm's posterize ops `_posterize`. Idempotent; run_classification calls it before any transform is
+    built (timm's AugmentOp looks its op up in NAME_TO_OP when it is built, not when it runs)."""
+    global _POSTERIZE_INSTALLED
+    if not _POSTERIZE_INSTALLED:
+        auto_augment.NAME_TO_OP.update(Posterize=_posterize, PosterizeIncreasing=_posterize,
+                                       PosterizeOriginal=_posterize)
+        _POSTERIZE_INSTALLED = True
 
 
 def train_transform(mode: str, cfg: dict):
@@ -60,22 +70,29 @@ def train_transform(mode: str, cfg: dict):
                                T.RandomResizedCrop(size, scale=scale, interpolation=T.InterpolationMode.BICUBIC))
 
 
-def build_classifier(mode: str, mcfg: dict, num_classes: int):
-    """The classifier and the name of its initialisation; weights from `model.init` (any checkpoint that
-    asl.checkpoint reads), every encoder key accounted for, or random."""
-    drop_path = mcfg["drop_path"] if mode == "finetune" else 0.0
+def init_encoder(mcfg: dict, drop_path: float = 0.0):
+    """The encoder of `model.init` (any checkpoint that asl.checkpoint reads, every key accounted for) at
+    `model.img_size`, or a random one of `model.arch`; and the initialisation's name."""
     if mcfg.get("init"):
         state, info = load_encoder(mcfg["init"])
         encoder = ViTEncoder(img_size=mcfg["img_size"], patch_size=info["patch_size"], in_chans=info["in_chans"],
                              embed_dim=info["embed_dim"], depth=info["depth"], num_heads=info["num_heads"],
                              mlp_ratio=info["mlp_ratio"], drop_path_rate=drop_path)
         load_into(encoder, state)
-        name = mcfg.get("init_name") or "pretrained"
-    else:  # timm's ViT init, as MAE's from-scratch models_vit: trunc-normal(0.02) linear layers with zero biases;
-        # recent timm (1.0.31 here) also resets the other layers (the patch-embedding conv) to torch's defaults
-        encoder = build_encoder(mcfg["arch"], mcfg["img_size"], drop_path_rate=drop_path)
-        encoder.apply(init_weights_vit_timm)
-        name = "random"
+        return encoder, mcfg.get("init_name") or "pretrained"
+    if mcfg["arch"] not in ARCHS:
+        raise UserError(f"model.arch {mcfg['arch']!r} is unknown; known: {', '.join(ARCHS)}")
+    # timm's ViT init, as MAE's from-scratch models_vit: trunc-normal(0.02) linear layers with zero biases; timm
+    # also resets the other layers (the patch-embedding conv) to torch's defaults
+    encoder = build_encoder(mcfg["arch"], mcfg["img_size"], drop_path_rate=drop_path)
+    encoder.apply(init_weights_vit_timm)
+    return encoder, "random"
+
+
+def build_classifier(mode: str, mcfg: dict, num_classes: int):
+    """The classifier and the name of its initialisation; weights from `model.init` (any checkpoint that
+    asl.checkpoint reads), every encoder key accounted for, or random."""
+    encoder, name = init_encoder(mcfg, drop_path=mcfg["drop_path"] if mode == "finetune" else 0.0)
     model = ViTClassifier(encoder, num_classes, pool=mcfg["pool"], head_bn=mode == "linprobe",
                           head_init_std=mcfg["head_init_std"])
     if mode == "linprobe":
@@ -133,6 +150,7 @@ def run_classification(cfg: dict, run_dir: str, mode: str, resume: str = None, f
     """Linear probing or fine-tuning as `cfg` says into `run_dir`; returns the metrics.json record. Raises
     Preempted after checkpointing when a stop signal arrives."""
     assert mode in MODES
+    install_posterize_fix()
     with Session(cfg, run_dir, mode, resume, force) as session:
         run = setup(session, cfg, mode)
         while run.progress["step"] < run.total_steps:

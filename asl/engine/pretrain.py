@@ -18,7 +18,7 @@ from ..data.transforms import pretrain_transform
 from ..models import build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
-from ..results import metrics_record
+from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
 from .runtime import Session, base_lr
 
@@ -60,7 +60,28 @@ def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = Fals
         run = setup(session, cfg)
         while run.progress["step"] < run.total_steps:
             train_one_epoch(session, cfg, run)
+            monitor(session, cfg, run)
         return finish(session, cfg, run)
+
+
+def monitor(session: Session, cfg: dict, run: "PretrainRun"):
+    """Every `runtime.eval_every` epochs and at the end (0: never), the frozen-feature probes of the encoder
+    (`probe` section, as tools/probe.py's) into log.jsonl and tensorboard, as DINO logs kNN. The probes draw
+    nothing from the training RNG, so a monitored run trains exactly as an unmonitored one."""
+    every, p = cfg["runtime"].get("eval_every") or 0, run.progress
+    if not (every and session.main and p["micro_in_epoch"] == 0
+            and (p["epoch"] % every == 0 or p["step"] >= run.total_steps)):
+        return
+    from .probing import METRICS, ProbeData, measure
+
+    start = time.time()
+    with torch.random.fork_rng(devices=[]):
+        if run.probe_data is None:
+            run.probe_data = ProbeData(cfg["probe"], cfg["model"]["img_size"])
+        metrics = measure(run.model.encoder, run.probe_data, cfg["probe"], cfg["runtime"]["seed"])
+    record = {f"probe/{k}": metrics[k] for k in METRICS}
+    session.logger.log(p["step"], {"epoch": p["epoch"], **record}, f"[probe] epoch {p['epoch']}: " + ", ".join(
+        f"{k} {metrics[k]:.1f}" for k in METRICS) + f" ({time.time() - start:.0f} s)")
 
 
 @dataclass
@@ -79,6 +100,7 @@ class PretrainRun:
     progress: dict = field(default_factory=lambda: dict(step=0, epoch=0, micro_in_epoch=0, last_loss=None))
     skipped: int = 0  # unreadable files of this piece of the run
     window: "Window" = None
+    probe_data: object = None  # the monitor's splits, read at its first use
     started: tuple = (0.0, 0)  # (time, step) this piece started at, for the ETA
 
     def state(self) -> dict:

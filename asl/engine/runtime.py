@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
-from ..results import write_json
+from ..records import write_json
 from . import launch as launcher
 from .logger import RunLogger
 

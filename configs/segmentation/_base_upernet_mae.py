@@ -13,7 +13,7 @@ _base_ = [
 ]
 custom_imports = dict(
     imports=["transfer.segmentation.models", "transfer.segmentation.datasets", "transfer.segmentation.hooks",
-             "transfer.segmentation.optim", "transfer.segmentation.checkpoint"],
+             "transfer.segmentation.optim"],
     allow_failed_imports=False)
 
 # Encoder weights: init_cfg=dict(type="Pretrained", checkpoint=PATH) with a file from

@@ -17,6 +17,7 @@ from asl.data.toy import (
     classification_objects,
     ensure_toy_scenes,
     make_scene,
+    mask_bbox,
     rle_encode,
     write_toy_scenes,
 )
@@ -34,9 +35,9 @@ def _tree_digest(root):
 
 
 def test_generator_is_deterministic_to_the_byte(tmp_path):
-    write_toy_scenes(str(tmp_path / "a"), 6, 5, 4, size=64, seed=3)
-    write_toy_scenes(str(tmp_path / "b"), 6, 5, 4, size=64, seed=3)
-    write_toy_scenes(str(tmp_path / "c"), 6, 5, 4, size=64, seed=4)
+    write_toy_scenes(str(tmp_path / "a"), num_unlabeled=6, num_train=5, num_val=4, size=64, seed=3)
+    write_toy_scenes(str(tmp_path / "b"), num_unlabeled=6, num_train=5, num_val=4, size=64, seed=3)
+    write_toy_scenes(str(tmp_path / "c"), num_unlabeled=6, num_train=5, num_val=4, size=64, seed=4)
     assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
     assert _tree_digest(tmp_path / "a") != _tree_digest(tmp_path / "c")
 
@@ -125,30 +126,47 @@ def test_regenerating_a_smaller_set_removes_the_scenes_it_no_longer_has(tmp_path
         assert os.listdir(tmp_path / sub) == ["000000.png"], sub
 
 
-def test_classification_objects_are_square_crops_around_every_object(toy_root):
+def test_classification_objects_are_square_crops_around_every_dominant_object(toy_root):
+    """A sample per object that shows at least twice the pixels of any other object in its crop (masks decoded
+    by pycocotools), in annotation order; the others are left out as ambiguous."""
     coco = json.loads((toy_root / "coco" / "annotations" / "instances_val.json").read_text())
     samples = classification_objects(str(toy_root), "val")
-    assert len(samples) == len(coco["annotations"])  # one sample per object, in annotation order
     names = {img["id"]: img["file_name"] for img in coco["images"]}
-    for (name, (left, top, right, bottom), label), ann in zip(samples, coco["annotations"]):
+    masks = {}
+    for ann in coco["annotations"]:
+        rle = mask_util.frPyObjects(ann["segmentation"], 128, 128)
+        masks[ann["id"]] = mask_util.decode(rle).astype(bool)
+    expected = []
+    for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]
-        assert name == names[ann["image_id"]] and label == ann["category_id"] - 1
-        assert 0 <= left and 0 <= top and right <= 128 and bottom <= 128  # shifted inside the image
         side = min(max(1.5 * max(w, h), 24), 128)
-        assert abs((right - left) - side) <= 1 and abs((bottom - top) - side) <= 1
-        assert left <= x and top <= y and x + w <= right and y + h <= bottom  # the whole object is in view
+        left_f, top_f = (min(max(c + d / 2 - side / 2, 0), 128 - side) for c, d in ((x, w), (y, h)))
+        left, top, right, bottom = (int(round(v)) for v in (left_f, top_f, left_f + side, top_f + side))
+        crop = (slice(top, bottom), slice(left, right))
+        others = [masks[o["id"]][crop].sum() for o in coco["annotations"]
+                  if o["image_id"] == ann["image_id"] and o["id"] != ann["id"]]
+        if masks[ann["id"]][crop].sum() >= 2 * max(others, default=0):
+            expected.append((names[ann["image_id"]], (left, top, right, bottom), ann["category_id"] - 1))
+            assert left <= x and top <= y and x + w <= right and y + h <= bottom  # the whole object is in view
+    assert samples == expected and 0 < len(samples) < len(coco["annotations"])
 
 
 def test_classification_crop_is_the_object_centred_when_it_fits(tmp_path):
     """A 20 px object in the middle gets the 30 px square around it; a small one at the corner gets the
-    24 px minimum, shifted inside the image."""
+    24 px minimum, shifted inside the image; a small one beside a large one is not a sample (ambiguous)."""
     (tmp_path / "coco" / "annotations").mkdir(parents=True)
+    shapes = np.zeros((4, 128, 128), bool)
+    shapes[0, 60:70, 50:70] = True
+    shapes[1, 120:128, 0:8] = True
+    shapes[2, 10:20, 100:110] = True  # 100 px beside ...
+    shapes[3, 0:40, 60:100] = True  # ... a large one: its crop shows 100 of its own and 168 of the other
     coco = {"images": [{"id": 1, "file_name": "a.png", "width": 128, "height": 128}],
-            "annotations": [{"image_id": 1, "bbox": [50, 60, 20, 10], "category_id": 2},
-                            {"image_id": 1, "bbox": [0, 120, 8, 8], "category_id": 4}]}
+            "annotations": [{"id": i + 1, "image_id": 1, "bbox": mask_bbox(m), "category_id": c,
+                             "segmentation": rle_encode(m)} for i, (m, c) in enumerate(zip(shapes, (2, 4, 1, 3)))]}
     (tmp_path / "coco" / "annotations" / "instances_train.json").write_text(json.dumps(coco))
     assert classification_objects(str(tmp_path), "train") == [("a.png", (45, 50, 75, 80), 1),
-                                                              ("a.png", (0, 104, 24, 128), 3)]
+                                                              ("a.png", (0, 104, 24, 128), 3),
+                                                              ("a.png", (50, 0, 110, 60), 2)]
 
 
 def test_chance_levels_are_the_scores_of_trivial_predictors(toy_root):

@@ -62,8 +62,9 @@ def test_rand_augment_posterize_at_full_magnitude_gives_a_black_image():
     """MAE's RandAugment reaches magnitude 10, where posterize keeps 0 bits (Pillow 13 raises on that)."""
     from timm.data.auto_augment import AugmentOp, rand_augment_transform
 
-    import asl.engine.classification  # noqa: F401  (installs the fix)
+    from asl.engine.classification import install_posterize_fix
 
+    install_posterize_fix()
     img = Image.new("RGB", (16, 16), (200, 130, 70))
     assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img).getextrema() == ((0, 0),) * 3
     assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=5)(img).getpixel((0, 0)) == (192, 128, 64)  # 2 bits

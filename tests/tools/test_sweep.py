@@ -9,7 +9,7 @@ import pytest
 
 from asl.cli import UserError
 from asl.data.toy import write_toy_scenes
-from asl.sweep import Sweep, parse_sweep, split_values, twin_config
+from chain.sweep import Sweep, parse_sweep, split_values, twin_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOY_ASL = os.path.join(REPO, "configs", "pretrain", "toy_asl.py")

@@ -38,11 +38,8 @@ from asl.cli import UserError, dataset_root
 from asl.data.toy import ensure_toy_scenes
 from asl.engine.runtime import with_time_limit_signal_ignored
 
-# name -> (dataset family, image folder, annotation file), relative to the dataset root
 logger = logging.getLogger("detectron2.asl")
-# detectron2's loaders seed their workers with this function (looked up at each call): the workers also leave
-# SIGUSR1 to the main process, which saves at a step boundary (SLURM signals every process of a step)
-d2_build.worker_init_reset_seed = with_time_limit_signal_ignored(d2_build.worker_init_reset_seed)
+# name -> (dataset family, image folder, annotation file), relative to the dataset root
 SPLITS = {
     "asl_coco_2017_train": ("coco", "coco/train2017", "coco/annotations/instances_train2017.json"),
     "asl_coco_2017_val": ("coco", "coco/val2017", "coco/annotations/instances_val2017.json"),
@@ -51,6 +48,19 @@ SPLITS = {
 }
 TOY_HINT = ("or run on the built-in toy scenes: python tools/train_det.py (its default config, "
             "configs/detection/mask_rcnn_vitdet_toy_1000it.py; the scenes are generated on first use)")
+
+
+_WORKER_INIT_INSTALLED = False
+
+
+def install_worker_init():
+    """Make the workers of detectron2's loaders also leave SIGUSR1 to the main process, which saves at a step
+    boundary (SLURM signals every process of a step): wraps detectron2's worker_init_reset_seed, which its loader
+    builders look up at each call. Idempotent; engine.run calls it in every process."""
+    global _WORKER_INIT_INSTALLED
+    if not _WORKER_INIT_INSTALLED:
+        d2_build.worker_init_reset_seed = with_time_limit_signal_ignored(d2_build.worker_init_reset_seed)
+        _WORKER_INIT_INSTALLED = True
 
 
 def resolve_root(data_root: str = None) -> str:

@@ -24,10 +24,18 @@ from asl.engine.launch import device_for, join_group
 from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
-from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
+from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from .checkpoint import StrictDetectionCheckpointer
-from .data import build_train_loader, dataset_names, family, match_mask_format, register_datasets, resolve_root
+from .data import (
+    build_train_loader,
+    dataset_names,
+    family,
+    install_worker_init,
+    match_mask_format,
+    register_datasets,
+    resolve_root,
+)
 
 logger = logging.getLogger("detectron2.asl")
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -374,9 +382,11 @@ def do_eval_only(cfg, resume: bool = False, init_method: str = None, summaries=N
 
 
 def run(args):
-    """What one process runs under detectron2's `launch`: register the datasets, set up logging, train or
-    evaluate. `args` carries config_file, opts, output_dir, data_root, resume, eval_only, init_method."""
+    """What one process runs under detectron2's `launch`: install the loaders' worker hook, register the datasets,
+    set up logging, train or evaluate. `args` carries config_file, opts, output_dir, data_root, resume, eval_only,
+    init_method."""
     cfg = load_config(args.config_file, args.opts, args.output_dir)
+    install_worker_init()
     register_datasets(resolve_root(args.data_root))
     resolve_device(cfg)
     summaries = getattr(args, "dataset_summaries", None)

@@ -4,7 +4,7 @@
   with `weights_only=True`; an mmengine Runner checkpoint (its message hub holds `HistoryBuffer`s and numpy
   scalars) then fails to load and `--resume` breaks. Instead of turning the safe loader off, this registers a
   local-file loader that keeps `weights_only=True` and allows exactly the few types mmengine/mmseg checkpoints
-  hold. Installed on import (the configs import this module through `custom_imports`).
+  hold. Installed by train.run (explicitly: importing this module changes nothing in mmengine).
 * `load_backbone_weights(backbone, path)`: strict loading of encoder weights into mmseg's MAE backbone. mmseg's
   own `init_cfg=dict(type='Pretrained')` loading is non-strict: a wrong prefix loads nothing and training silently
   starts from random weights. Here every backbone key must come from the file or be one that mmseg initialises
@@ -64,11 +64,8 @@ def safe_torch_load(filename, map_location=None):
 
 
 def install_safe_loader():
-    """Make mmengine read local checkpoints (load_from, --resume, Pretrained) with weights_only=True."""
+    """Make mmengine read local checkpoints (load_from, --resume, Pretrained) with weights_only=True. Idempotent."""
     CheckpointLoader.register_scheme(prefixes="", force=True)(safe_torch_load)
-
-
-install_safe_loader()
 
 
 def load_backbone_weights(backbone: torch.nn.Module, path: str) -> dict:

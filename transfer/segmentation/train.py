@@ -28,9 +28,9 @@ from asl.engine.runtime import (
     refuse_changed_config,
     with_time_limit_signal_ignored,
 )
-from asl.results import INIT_FILE, metrics_record, read_init, write_init, write_json
+from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 
-from . import checkpoint as _checkpoint  # noqa: F401  (installs the weights_only loader for mmengine)
+from .checkpoint import install_safe_loader
 from .datasets import check_data_roots, set_data_root
 from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
 
@@ -87,6 +87,13 @@ class FormattedOnceConfig(Config):
             cached = (key, Config.pretty_text.fget(self))
             object.__setattr__(self, "_pretty_cache", cached)
         return cached[1]
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "FormattedOnceConfig":
+        """`cfg` as a FormattedOnceConfig, its content shared (Config's own pickling state, not a copy)."""
+        formatted = cls.__new__(cls)
+        formatted.__setstate__(cfg.__getstate__())
+        return formatted
 
 
 def build_parser():
@@ -401,8 +408,8 @@ def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
 def run(args) -> dict:
     """Train (or evaluate) as the command line says; returns the metrics.json record."""
     start = time.time()
-    cfg = prepare(args)
-    object.__setattr__(cfg, "__class__", FormattedOnceConfig)
+    install_safe_loader()
+    cfg = FormattedOnceConfig.from_config(prepare(args))
     runner = SegRunner.from_cfg(cfg)
     if args.eval_only:
         metrics = runner.test()

@@ -13,7 +13,13 @@ pytest.importorskip("mmengine")
 from mmengine.logging import HistoryBuffer, MessageHub  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
-from transfer.segmentation.checkpoint import safe_torch_load  # noqa: E402  (installs the loader)
+from transfer.segmentation.checkpoint import install_safe_loader, safe_torch_load  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def safe_loader():
+    """The loader tools/train_seg.py installs (train.run); it stays installed, as in the tool's process."""
+    install_safe_loader()
 
 
 def runner_like_checkpoint():

@@ -1,68 +1,35 @@
-"""The results table: every number read from a stage's metrics.json (docs/conventions.md), none typed in.
-Rows are initialisations (ASL, MAE, random, ...), columns the transfer metrics; written as Markdown, JSON and a
-PNG bar chart."""
+"""The results table: every number read from a transfer run's metrics.json (docs/conventions.md), none typed in.
+Rows are initialisations (ASL, MAE, random, ...), columns the metrics the tasks declare (chain.task); written as
+Markdown, JSON and a PNG bar chart."""
 import json
 import os
 
-INIT_FILE = "init.json"  # a run's initialisation record, kept beside its checkpoints for --resume / --eval-only
+from asl.records import write_json
 
 
-def write_json(path: str, obj):
-    """Write `obj` as JSON atomically (temp file + rename): a reader never sees half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def metrics_record(stage: str, dataset: str, init: dict, model: str, metrics: dict, iterations: int, epochs,
-                   wall_time_s: float, config: str, **extra) -> dict:
-    """The metrics.json record every stage writes (docs/conventions.md); `extra` adds a stage's own fields."""
-    return {"stage": stage, "dataset": dataset, "init": init, "model": model, "metrics": metrics,
-            "iterations": iterations, "epochs": epochs, "wall_time_s": wall_time_s, "config": config, **extra}
-
-
-def write_init(run_dir: str, init: dict):
-    write_json(os.path.join(run_dir, INIT_FILE), init)
-
-
-def read_init(*run_dirs):
-    """The first initialisation record (init.json) found in `run_dirs`, or None."""
-    for run_dir in run_dirs:
-        path = os.path.join(run_dir, INIT_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-    return None
-
-
-COLUMNS = [("linprobe", "top1", "LP top-1"), ("finetune", "top1", "FT top-1"), ("detection", "box_AP", "box AP"),
-           ("detection", "mask_AP", "mask AP"), ("segmentation", "mIoU", "mIoU")]
-
-
-def collect(metrics_files) -> dict:
-    """{init method: {column label: (value, source file)}} from metrics.json files of transfer stages."""
+def collect(metrics_files, columns) -> dict:
+    """{init method: {column label: (value, source file)}} from metrics.json files of transfer stages; `columns`:
+    (stage, metric key, label, chance key) as the tasks declare them (chain.task)."""
     table = {}
     for path in metrics_files:
         with open(path) as f:
             m = json.load(f)
-        for stage, key, label in COLUMNS:
+        for stage, key, label, _ in columns:
             if m.get("stage") == stage and key in m.get("metrics", {}):
                 table.setdefault(m["init"]["method"], {})[label] = (m["metrics"][key], path)
     return table
 
 
-def write_table(table: dict, out_prefix: str, title: str = "", chance: dict = None, budgets=()) -> dict:
+def write_table(table: dict, out_prefix: str, columns, title: str = "", chance: dict = None, budgets=()) -> dict:
     """Write OUT.md, OUT.json and OUT.png; returns the paths.
 
-    `chance`: {metric key: score of a trivial predictor} (majority class, background everywhere, no detection),
-    shown as a row in italics and as dashes on the chart, so that what is above chance shows at a glance.
+    `columns`: as for `collect`. `chance`: {chance key: score of a trivial predictor} (majority class,
+    background everywhere, no detection), shown as a row in italics and as dashes on the chart, so that what is
+    above chance shows at a glance.
     `budgets`: lines under the table (training lengths, data, seed).
     """
-    labels = [label for _, _, label in COLUMNS if any(label in row for row in table.values())]
-    chance = {label: chance[key] for _, key, label in COLUMNS if key in (chance or {})}
+    labels = [label for _, _, label, _ in columns if any(label in row for row in table.values())]
+    chance = {label: chance[key] for _, _, label, key in columns if key in (chance or {}) and label in labels}
     order = sorted(table, key=lambda m: {"asl": 0, "mae": 1, "random": 9}.get(m, 5))
     lines = [f"| init | {' | '.join(labels)} |", "|---" * (len(labels) + 1) + "|"]
     for method in order:

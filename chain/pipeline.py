@@ -1,12 +1,14 @@
-"""From pretraining to a results table: data -> pretrain (ASL, MAE) -> convert -> detection -> segmentation ->
-linear probing -> fine-tuning -> table, every transfer stage for each initialisation (ASL, MAE, random) with
-the same budget. Each step of a stage is a tool run in its own process; a step whose result exists is reused,
-so a rerun continues where the last one stopped. Only file paths and command lines are known here.
+"""From pretraining to a results table: data -> pretrain (ASL, MAE) -> visualize -> convert -> the transfer tasks
+(chain.task: detection, segmentation, linear probing, fine-tuning, probes, or any other declared task) -> table,
+every transfer stage for each initialisation (ASL, MAE, random) with the same budget. Each step of a stage is a
+tool run in its own process; a step whose result exists is reused, so a rerun continues where the last one
+stopped. Only file paths, command lines and the tasks' declarations are known here; no framework is imported.
 
 The steps form a graph (a transfer run needs its encoder converted, random initialisation needs nothing), and
 with `jobs` > 1 that many run at once, each with its share of the cores (OMP_NUM_THREADS): on a small CPU, two
 one-thread runs of the toy models get through more work than one two-thread run."""
 import glob
+import importlib.util
 import json
 import os
 import signal
@@ -15,20 +17,31 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .cli import UserError
-from .engine.runtime import EXIT_PREEMPTED, StopSignals
-from .results import collect, write_json, write_table
+from asl.cli import UserError, dataset_root
+from asl.engine.runtime import EXIT_PREEMPTED, StopSignals
+from asl.records import write_json
 
-STAGES = ("data", "pretrain", "visualize", "convert", "detection", "segmentation", "linprobe", "finetune", "table")
-TRANSFER_STAGES = ("detection", "segmentation", "linprobe", "finetune")  # a config may leave one out (None)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .table import collect, write_table
+from .task import BUILTIN, json_seed, load_tasks
+
+CHAIN_STAGES = ("data", "pretrain", "visualize", "convert")  # then the tasks, then "table"
 PROGRESS_EVERY_S = 60  # with parallel steps: how often the last line of each running step's log is shown
 
 
-def _tool(name, nproc: int = 1):
+def tool_script(tool: str) -> str:
+    """The file of a tool given as a module (`tools.pretrain`, found where it is installed) or a script path."""
+    if tool.endswith(".py"):
+        return tool
+    spec = importlib.util.find_spec(tool)
+    if spec is None or not spec.origin:
+        raise UserError(f"tool {tool!r} cannot be found (is the toolkit installed?)")
+    return spec.origin
+
+
+def _tool(tool, nproc: int = 1):
     """The command line of a tool, under torchrun when a stage asks for several processes per node."""
     launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else []
-    return [sys.executable, *launcher, os.path.join(REPO, "tools", name)]
+    return [sys.executable, *launcher, tool_script(tool)]
 
 
 @dataclass
@@ -67,12 +80,14 @@ class Pipeline:
         # absolute, so that results.json names files that can be found from anywhere
         self.cfg, self.work_dir, self.data_root, self.force = cfg, os.path.abspath(work_dir), data_root, force
         self.inits = cfg["inits"]  # e.g. ["asl", "mae", "random"]
+        self.tasks = load_tasks(cfg.get("tasks") or BUILTIN)  # {stage: Task}; a config may leave one out (None)
+        self.stages = (*CHAIN_STAGES, *self.tasks, "table")
         if len(set(self.inits)) != len(self.inits):
             raise UserError(f"inits names an initialisation twice: {self.inits}")
         self.jobs = jobs if jobs is not None else cfg.get("jobs", 1)
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise UserError(f"jobs must be a positive integer, got {self.jobs!r}")
-        multi = [stage for stage in STAGES if isinstance(cfg.get(stage), dict) and cfg[stage].get("nproc", 1) > 1]
+        multi = [stage for stage in self.stages if isinstance(cfg.get(stage), dict) and cfg[stage].get("nproc", 1) > 1]
         if self.jobs > 1 and multi:
             raise UserError(f"jobs={self.jobs} runs steps side by side, which steps of several processes each "
                             f"(nproc > 1: {', '.join(multi)}) cannot share; use jobs=1")
@@ -86,19 +101,21 @@ class Pipeline:
         return [m for m in self.inits if m != "random"]
 
     def run(self, stages):
-        unknown = [s for s in stages if s not in STAGES]
+        unknown = [s for s in stages if s not in self.stages]
         if unknown:
-            raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+            raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(self.stages)}")
         self.t0 = time.time()
         try:
             if "data" in stages:
                 self._timed("data", self.stage_data)
             steps = []
-            for stage in STAGES[1:-1]:
-                if stage in stages and stage in TRANSFER_STAGES and self.cfg.get(stage) is None:
+            for stage in self.stages[1:-1]:
+                if stage in stages and stage in self.tasks and self.cfg.get(stage) is None:
                     print(f"[pipeline] === {stage}: not part of this config, skipped ===", flush=True)
                 elif stage in stages:
-                    steps += getattr(self, f"steps_{stage}")()
+                    steps += self.steps_transfer(self.tasks[stage]) if stage in self.tasks else \
+                        {"pretrain": self.steps_pretrain, "visualize": self.steps_visualize,
+                         "convert": self.steps_convert}[stage]()
             self.run_steps(steps)
             if "table" in stages:
                 self._timed("table", self.stage_table)
@@ -243,8 +260,6 @@ class Pipeline:
 
     @property
     def toy_root(self):
-        from .cli import dataset_root
-
         return os.path.join(self.data_root or dataset_root(), "toy_scenes")
 
     def pretrained(self, method):
@@ -253,7 +268,7 @@ class Pipeline:
     def stage_data(self):
         toy = self.cfg.get("toy")
         if toy:
-            from .data.toy import ensure_toy_scenes
+            from asl.data.toy import ensure_toy_scenes
 
             root = self.toy_root
             meta = ensure_toy_scenes(root, require_match=True, **toy)
@@ -263,7 +278,7 @@ class Pipeline:
     def steps_pretrain(self):
         p = self.cfg["pretrain"]
         return [Step(f"pretrain {m}", "pretrain",
-                     _tool("pretrain.py", p.get("nproc", 1)) + [p["configs"][m], *p.get("overrides", []),
+                     _tool("tools.pretrain", p.get("nproc", 1)) + [p["configs"][m], *p.get("overrides", []),
                                                                 "--output-dir", self.path("pretrain", m)],
                      self.path("pretrain", m, "metrics.json"), alone=True) for m in self.pretrained_methods]
 
@@ -279,7 +294,7 @@ class Pipeline:
             return []
         methods = self.pretrained_methods
         return [Step(f"visualize {m}", "visualize",
-                     _tool("visualize.py") + [self.pretrained(m), *images, "--out", self.path("figures", m),
+                     _tool("tools.visualize") + [self.pretrained(m), *images, "--out", self.path("figures", m),
                                               *[a for o in methods if o != m
                                                 for a in ("--log", self.path("pretrain", o, "log.jsonl"))]],
                      self.path("figures", m, "reconstructions.png"), tuple(f"pretrain {o}" for o in methods),
@@ -287,84 +302,82 @@ class Pipeline:
 
     def convert_targets(self):
         """The frameworks whose files the configured transfer stages read."""
-        return [t for t, stage in (("detectron2", "detection"), ("mmseg", "segmentation")) if self.cfg.get(stage)]
+        targets = [t.init for name, t in self.tasks.items() if t.init != "checkpoint" and self.cfg.get(name)]
+        return list(dict.fromkeys(targets))
 
     def steps_convert(self):
         return [Step(f"convert {m} {t}", "convert",
-                     _tool("convert_ckpt.py") + [self.pretrained(m), "--to", t, "-o", self.converted(m, t)],
+                     _tool("tools.convert_ckpt") + [self.pretrained(m), "--to", t, "-o", self.converted(m, t)],
                      self.converted(m, t), (f"pretrain {m}",), resumable=False, quiet=True)
                 for m in self.pretrained_methods for t in self.convert_targets()]
 
     def converted(self, method, target):
         return self.path("converted", f"{method}_{target}.pth")
 
-    def _transfer_steps(self, stage, tool, init_args, needs, extra=()):
-        """One step per initialisation; `init_args(m)` / `needs(m)` give a pretrained one's flags and the step
-        it waits for (random initialisation has neither)."""
-        c = self.cfg[stage]
-        return [Step(f"{stage} {m}", stage,
-                     _tool(tool, c.get("nproc", 1)) + [c["config"], *c.get("overrides", []),
-                                                       *([] if m == "random" else init_args(m)),
-                                                       "--output-dir", self.path(stage, m), *extra],
-                     self.path(stage, m, "metrics.json"), () if m == "random" else (needs(m),))
-                for m in self.inits]
-
-    def steps_detection(self):
-        return self._transfer_steps(
-            "detection", "train_det.py", lambda m: ["--init", self.converted(m, "detectron2"), "--init-name", m],
-            lambda m: f"convert {m} detectron2", ["--num-gpus", str(self.cfg["detection"].get("num_gpus", 1))])
-
-    def steps_segmentation(self):
-        return self._transfer_steps(
-            "segmentation", "train_seg.py", lambda m: ["--init", self.converted(m, "mmseg"), "--init-name", m],
-            lambda m: f"convert {m} mmseg")
-
-    def steps_linprobe(self):
-        return self._transfer_steps("linprobe", "linprobe.py", lambda m: ["--init", self.pretrained(m),
-                                                                            "--init-name", m],
-                                    lambda m: f"pretrain {m}")
-
-    def steps_finetune(self):
-        return self._transfer_steps("finetune", "finetune.py", lambda m: ["--init", self.pretrained(m),
-                                                                            "--init-name", m],
-                                    lambda m: f"pretrain {m}")
+    def steps_transfer(self, task):
+        """One step per initialisation: a pretrained one reads the pretraining checkpoint or its conversion (the
+        task's `init`) and waits for it; random initialisation needs nothing."""
+        c = self.cfg[task.name]
+        steps = []
+        for m in self.inits:
+            if m == "random":
+                init_args, needs = [], ()
+            elif task.init == "checkpoint":
+                init_args, needs = ["--init", self.pretrained(m), "--init-name", m], (f"pretrain {m}",)
+            else:
+                init_args = ["--init", self.converted(m, task.init), "--init-name", m]
+                needs = (f"convert {m} {task.init}",)
+            cmd = _tool(task.tool, c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init_args,
+                                                         "--output-dir", self.path(task.name, m),
+                                                         *(task.extra_args(c) if task.extra_args else [])]
+            steps.append(Step(f"{task.name} {m}", task.name, cmd, self.path(task.name, m, "metrics.json"), needs))
+        return steps
 
     def stage_table(self):
-        files = [self.path(stage, m, "metrics.json") for stage in TRANSFER_STAGES for m in self.inits]
+        files = [self.path(stage, m, "metrics.json") for stage in self.tasks for m in self.inits]
         files = [f for f in files if os.path.exists(f)]
         if not files:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
         chance = None
         if self.cfg.get("toy"):
-            from .data.toy import chance_levels
+            from asl.data.toy import chance_levels
 
             chance = chance_levels(self.toy_root)
-        paths = write_table(collect(files), self.path("results", "results"), self.cfg.get("title", ""), chance,
-                            self.budget_lines())
+        columns = [(name, *column) for name, task in self.tasks.items() for column in task.columns]
+        paths = write_table(collect(files, columns), self.path("results", "results"), columns,
+                            self.cfg.get("title", ""), chance, self.budget_lines())
         with open(paths["markdown"]) as f:
             print("\n" + f.read(), flush=True)
         print("[pipeline] results: " + ", ".join(paths.values()), flush=True)
         figures = sorted(glob.glob(self.path("figures", "*", "*.png")))
         if figures:
             print("[pipeline] figures: " + ", ".join(figures), flush=True)
-        runs = [self.path(stage) for stage in STAGES if os.path.isdir(self.path(stage))]
+        runs = [self.path(stage) for stage in self.stages if os.path.isdir(self.path(stage))]
         print("[pipeline] run directories (logs, checkpoints, metrics.json): " + ", ".join(runs), flush=True)
         return paths
+
+    def _run_seed(self, stage, config_path):
+        """The training seed in a run's saved config, read the way its task declares; None when unknown."""
+        if not config_path or not os.path.exists(config_path):
+            return None
+        if stage == "pretrain":
+            return json_seed(config_path)
+        task = self.tasks[stage]
+        return task.seed_of(config_path) if task.seed_of else None
 
     def budget_lines(self):
         """What the table's numbers were trained with, read from the runs' own records: lengths per stage (one
         entry when every initialisation had the same), the data, the seeds."""
-        names = {"pretrain": "pretraining", "detection": "detection", "segmentation": "segmentation",
-                 "linprobe": "linear probing", "finetune": "fine-tuning"}
         lines, seeds = [], set()
-        for stage, label in names.items():
+        titles = [("pretrain", "pretraining")] + [(name, task.title or name) for name, task in self.tasks.items()]
+        for stage, label in titles:
             records = {}
             for m in self.pretrained_methods if stage == "pretrain" else self.inits:
                 path = self.path(stage, m, "metrics.json")
                 if os.path.exists(path):
                     with open(path) as f:
                         records[m] = json.load(f)
-                    seeds.add(_run_seed(records[m].get("config")))
+                    seeds.add(self._run_seed(stage, records[m].get("config")))
             lengths = {m: _length(r) for m, r in records.items()}
             if len(lengths) == 1:
                 lines.append(f"{label}: {next(iter(lengths.values()))}")
@@ -387,19 +400,3 @@ class Pipeline:
 def _length(record):
     epochs = record.get("epochs")
     return f"{record['iterations']:,} iterations" + (f" ({epochs:g} epochs)" if epochs is not None else "")
-
-
-def _run_seed(config_path):
-    """The training seed in a run's saved config: ours (JSON, runtime.seed), detectron2's (YAML, train.seed) or
-    mmengine's (Python, randomness = dict(seed=N)); None when there is none to read."""
-    if not config_path or not os.path.exists(config_path):
-        return None
-    with open(config_path) as f:
-        text = f.read()
-    if config_path.endswith(".json"):
-        return json.loads(text).get("runtime", {}).get("seed")
-    import re
-
-    found = re.search(r"^randomness = dict\(.*?\bseed=(\d+)", text, re.M) or \
-        re.search(r"^train:\n(?:  .*\n)*?  seed: (\d+)", text, re.M)
-    return int(found.group(1)) if found else None

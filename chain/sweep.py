@@ -1,6 +1,6 @@
 """A sweep of one pretraining config key: for each value and seed, pretrain with the same budget, evaluate the
 encoder with one transfer tool, and tabulate the metric's mean ± std over seeds, every number read from a
-metrics.json. Each (value, seed) runs as a small pipeline (asl.pipeline: each tool a subprocess, a finished run
+metrics.json. Each (value, seed) runs as a small pipeline (chain.pipeline: each tool a subprocess, a finished run
 reused on a rerun, an interrupted one resumed); an optional baseline config (MAE) is a row with the same budget
 and seeds."""
 import json
@@ -9,19 +9,14 @@ import re
 import statistics
 from dataclasses import asdict, dataclass
 
-from .cli import UserError
-from .config import apply_overrides, load_config
-from .pipeline import REPO, Pipeline
-from .results import write_json
+from asl.cli import UserError
+from asl.config import apply_overrides, load_config
+from asl.records import write_json
 
-# the toy protocol of each transfer tool (configs/pipeline/toy_gain.py's budgets), its seed key and metric
-EVALS = {
-    "linprobe": dict(config="configs/linprobe/toy.py", overrides=["data.cache_features=True"],
-                     seed_key="runtime.seed", metric="top1"),
-    "finetune": dict(config="configs/finetune/toy.py", overrides=[], seed_key="runtime.seed", metric="top1"),
-    "segmentation": dict(config="configs/segmentation/upernet_toy_1xb8_toyscenes.py", overrides=[],
-                         seed_key="randomness.seed", metric="mIoU"),
-}
+from .pipeline import Pipeline
+from .task import load_tasks
+
+REPO = os.getcwd()  # paths under the directory the sweep runs from are shown relative to it
 SPEC_FILE = "sweep_spec.json"  # what a work directory's runs were made with: a rerun must match it
 
 
@@ -94,7 +89,8 @@ class Sweep:
         self.config, self.eval_config, self.work_dir = (os.path.abspath(p) for p in
                                                         (self.config, self.eval_config, self.work_dir))
         self.baseline = self.baseline and os.path.abspath(self.baseline)
-        self.metric, self.seed_key = EVALS[self.eval]["metric"], EVALS[self.eval]["seed_key"]
+        self.task = load_tasks()[self.eval]
+        self.metric, self.seed_key = self.task.metric, self.task.seed_key
 
     def check(self):
         """Every run's config resolves (a bad key is a one-line error with its closest match) before any runs."""
@@ -111,7 +107,7 @@ class Sweep:
             raise UserError(f"the values {', '.join(self.values)} name the same run directories; write them apart")
         if self.baseline:
             apply_overrides(load_config(self.baseline), self.fixed)
-        if self.eval != "segmentation":  # mmengine configs are checked by tools/train_seg.py itself
+        if self.task.checks_config:  # a framework's config is checked by its own tool
             apply_overrides(load_config(self.eval_config), [*self.eval_overrides, f"{self.seed_key}=0"])
 
     def rows(self) -> list:
@@ -145,7 +141,7 @@ class Sweep:
         seeds; the table is rewritten after each. Returns the table's paths."""
         self.check()
         self.claim_work_dir()
-        stages = ["pretrain", "convert", self.eval] if self.eval == "segmentation" else ["pretrain", self.eval]
+        stages = ["pretrain", self.eval] if self.task.init == "checkpoint" else ["pretrain", "convert", self.eval]
         points = [(row, seed) for seed in self.seeds for row in self.rows()]
         paths = self.write_table(out)
         for i, ((label, _, config, overrides, method, row_dir), seed) in enumerate(points, 1):

@@ -1,0 +1,47 @@
+"""tools/probe.py's run and the pretraining monitor on the toy scenes, with a micro encoder."""
+import json
+import os
+
+import torch
+
+from asl.config import apply_overrides, load_config
+from asl.engine.pretrain import run_pretrain
+from asl.engine.probing import run_probes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MICRO = ["model.arch='vit_micro_patch8'", "model.img_size=32", "probe.toy=None", "probe.batch_size=16",
+         "probe.dense_fit.epochs=3", "probe.linear.epochs=10"]
+
+
+def probe_cfg(toy_root, *overrides):
+    cfg = load_config(os.path.join(REPO, "configs", "probe", "toy.py"))
+    return apply_overrides(cfg, [*MICRO, f"probe.classification.path={toy_root}",
+                                 f"probe.dense.path={toy_root}/ade", *overrides])
+
+
+def test_probe_run_writes_the_three_measures_and_is_deterministic(toy_root, tmp_path):
+    first = run_probes(probe_cfg(toy_root), str(tmp_path / "a"))
+    again = run_probes(probe_cfg(toy_root), str(tmp_path / "b"))
+    m = first["metrics"]
+    assert m == again["metrics"] and first["init"]["method"] == "random" and first["stage"] == "probe"
+    assert all(0 <= m[k] <= 100 for k in ("knn_top1", "linear_top1", "dense_mIoU"))
+    assert len(m["dense_IoU_per_class"]) == 5  # background and the four shapes
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["metrics"] == m
+
+
+def test_pretraining_monitor_logs_probes_and_leaves_training_untouched(toy_root, tmp_path):
+    probe = probe_cfg(toy_root)["probe"]
+    base = apply_overrides(load_config(os.path.join(REPO, "configs", "pretrain", "toy_asl.py")), [
+        "model.arch='vit_micro_patch8'", "model.img_size=32", "model.decoder={'embed_dim': 32, 'depth': 1, "
+        "'num_heads': 2}", "data.num_workers=0", "optim.batch_size=8", "runtime.tensorboard=False",
+        f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2"])
+    watched = apply_overrides(dict(base, probe=probe), ["runtime.eval_every=1"])
+    run_pretrain(base, str(tmp_path / "plain"))
+    run_pretrain(watched, str(tmp_path / "watched"))
+    logged = [json.loads(line) for line in open(tmp_path / "watched" / "log.jsonl")]
+    probes = [r for r in logged if "probe/knn_top1" in r]
+    assert [r["epoch"] for r in probes] == [1, 2] and all("probe/dense_mIoU" in r for r in probes)
+    weights = [torch.load(tmp_path / run / "checkpoints" / "last.pth", weights_only=True)["model"]
+               for run in ("plain", "watched")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -1,0 +1,1 @@
+"""The command-line tools; the chain (chain.pipeline) starts them by file, found through this package."""
