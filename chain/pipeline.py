@@ -35,7 +35,7 @@ def tool_script(tool: str) -> str:
     spec = importlib.util.find_spec(tool)
     if spec is None or not spec.origin:
         raise UserError(f"tool {tool!r} cannot be found (is the toolkit installed?)")
-    return spec.origin
+    return os.path.abspath(spec.origin)
 
 
 def _tool(tool, nproc: int = 1):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from asl.cli import UserError
 
-BUILTIN = ("transfer.detection.task", "transfer.segmentation.task", "transfer.classification.task",
-           "transfer.probe.task")
+BUILTIN = ("transfer.probe.task", "transfer.classification.task", "transfer.detection.task",
+           "transfer.segmentation.task")
 
 
 @dataclass

@@ -53,7 +53,7 @@ def commands(text):
 
 def sources():
     texts = {path: open(os.path.join(REPO, path)).read()
-             for path in ("README.md", "docs/cluster.md", "docs/experiments.md")}
+             for path in ("README.md", "docs/usage.md", "docs/probes.md", "docs/cluster.md", "docs/experiments.md")}
     for name in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if name.endswith(".py"):
             texts[f"tools/{name}"] = load_tool(name[:-3]).__doc__ or ""

@@ -1,6 +1,7 @@
-"""`make demo` from a fresh clone, as a new user runs it (slow: about 12 minutes here, installation from the
-wheel cache included; `.ci/run` runs it after the default suite): the whole toy chain ends green with the results
-table, every number of which is the value in the metrics.json it names, and with the reconstruction figures."""
+"""`make demo` from a fresh clone, as a new user runs it (slow; `.ci/run` runs it after the default suite): the whole
+toy chain ends green within its budgets (stages 15 minutes of wall time, no process above 4 GiB) with the results
+table, every number of which is the value in the metrics.json it names, the probes' and the transfer's columns
+for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0."""
 import json
 import os
 import resource
@@ -11,7 +12,9 @@ import pytest
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGE_KEYS = {"LP top-1": ("linprobe", "top1"), "FT top-1": ("finetune", "top1"), "box AP": ("detection", "box_AP"),
-              "mask AP": ("detection", "mask_AP"), "mIoU": ("segmentation", "mIoU")}
+              "mask AP": ("detection", "mask_AP"), "mIoU": ("segmentation", "mIoU"),
+              "kNN top-1": ("probe", "knn_top1"), "linear top-1": ("probe", "linear_top1"),
+              "dense mIoU": ("probe", "dense_mIoU")}
 
 
 def test_make_demo_from_a_fresh_clone(tmp_path):
@@ -27,10 +30,12 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     print(f"stage times (s, steps summed): {times}; stages took {wall:.0f} s of wall time; largest process "
           f"{peak_gib:.2f} GiB")
+    assert wall <= 15 * 60 and peak_gib <= 4.0
 
     results = json.loads((work / "results" / "results.json").read_text())
     table = results["rows"]
-    assert results["chance"]["mIoU"] == pytest.approx(17.49, abs=0.01) and results["chance"]["box AP"] == 0
+    assert 10 < results["chance"]["mIoU"] < 40 and results["chance"]["box AP"] == 0
+    assert results["chance"]["kNN top-1"] == results["chance"]["LP top-1"]  # both the majority class
     assert any(line.startswith("pretraining: ") for line in results["budgets"])
     assert set(table) == {"asl", "mae", "random"}
     for method, row in table.items():

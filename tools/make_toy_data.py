@@ -34,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-objects", type=int, default=TOY_SCENES["max_objects"], help="shapes per scene, at most")
     parser.add_argument("--backgrounds", choices=["all", "smooth"], default=TOY_SCENES["backgrounds"],
                         help="all: gradients, smooth noise, stripes and checkerboards; smooth: the first two")
+    parser.add_argument("--upright", dest="rotate", action="store_false", default=TOY_SCENES["rotate"],
+                        help="squares axis-aligned and triangles on their base instead of rotated at random")
+    parser.add_argument("--rotated", dest="rotate", action="store_true", help="shapes rotated at random")
     parser.add_argument("--standard-layouts", metavar="ROOT",
                         help="also lay the scenes out as COCO (coco/train2017, ...) and ADE20K "
                              "(ADEChallengeData2016/...) under ROOT, so the real configs run on them (timing)")
@@ -52,7 +55,8 @@ def main(argv=None):
     with tqdm(total=total, desc="toy scenes", unit="scene") as bar:
         write_toy_scenes(out, bar.update, num_unlabeled=args.num_unlabeled, num_train=args.num_train,
                          num_val=args.num_val, size=args.size, seed=args.seed, radius=args.radius,
-                         max_objects=args.max_objects, backgrounds=args.backgrounds)
+                         max_objects=args.max_objects, backgrounds=args.backgrounds,
+                         rotate=args.rotate)
     print(f"wrote {total} scenes ({args.size}px, seed {args.seed}) to {out} in {time.time() - start:.1f} s")
     if args.standard_layouts:
         counts = write_standard_layouts(out, args.standard_layouts)

@@ -1,14 +1,13 @@
 #!/usr/bin/env python
-"""Pretrain ASL and MAE, transfer each (and a random initialisation) to detection, segmentation, linear probing
-and fine-tuning with equal budgets, and write one results table (Markdown, JSON, PNG). `make demo` runs it on
-the toy scenes.
+"""Pretrain ASL and MAE, transfer each (and a random initialisation) to the frozen-feature probes, detection,
+segmentation, linear probing and fine-tuning with equal budgets, and write one results table (Markdown, JSON,
+PNG). `make demo` runs it on the toy scenes.
 
 Examples:
     python tools/run_pipeline.py                                       # the toy chain on the CPU (make demo)
     python tools/run_pipeline.py --stages table                        # only rebuild the table
     python tools/run_pipeline.py --stages detection,table --force      # redo detection
-    python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long   # a toy comparison, ~52 min
-    python tools/run_pipeline.py configs/pipeline/toy_gain.py --data-root datasets_gain   # ASL vs random, ~24 min
+    python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long   # longer toy budgets
     python tools/run_pipeline.py configs/pipeline/vitb_paper.py --data-root /data   # the paper's settings
 A finished stage (its metrics.json exists) is reused on a rerun, and an interrupted one (killed, preempted)
 continues from its own checkpoint; --force redoes the stages named by --stages, and only those.
@@ -31,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="pipeline config (default: toy)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the pipeline config")
     parser.add_argument("--stages", help=f"comma-separated subset of {','.join(CHAIN_STAGES)}, the config's tasks "
-                        "(default: detection, segmentation, linprobe, finetune, probe) and table (default: all)")
+                        "(by default probe, linprobe, finetune, detection, segmentation) and table (default: all)")
     parser.add_argument("--output-dir", help="the pipeline's directory (default: work_dirs/pipeline/<config name>)")
     parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-root", help="dataset root (sets $ASL_DATASETS for every stage)")

@@ -25,6 +25,14 @@ MIN_VISIBLE_FRACTION = 0.4  # an object hidden more than this is removed from th
 MIN_VISIBLE_PIXELS = 12
 
 
+# The one place of the toy set's defaults: the configs' `toy=dict(TOY_SCENES)`, tools/make_toy_data.py and the
+# generator itself read them here.
+TOY_SCENES = dict(num_unlabeled=2000, num_train=400, num_val=300, size=64, seed=0, radius=[0.15, 0.35],
+                  max_objects=3, backgrounds="smooth", rotate=False)
+# what make_scene takes besides (seed, split, index)
+SCENE_KEYS = ("size", "radius", "max_objects", "backgrounds", "rotate")
+
+
 @dataclass
 class Scene:
     image: np.ndarray  # (H, W, 3) uint8
@@ -87,10 +95,12 @@ def _background(rng, size, backgrounds="all"):
     return img + 6 * rng.standard_normal(img.shape, dtype=np.float32)
 
 
-def make_scene(seed: int, split: str, index: int, size: int = 128, radius=(0.06, 0.2), max_objects: int = 6,
-               backgrounds: str = "all") -> Scene:
+def make_scene(seed: int, split: str, index: int, size: int = TOY_SCENES["size"], radius=TOY_SCENES["radius"],
+               max_objects: int = TOY_SCENES["max_objects"], backgrounds: str = TOY_SCENES["backgrounds"],
+               rotate: bool = TOY_SCENES["rotate"]) -> Scene:
     """Generate one scene of 1..max_objects shapes whose circumradius is drawn from `radius` (fractions of the
-    side); deterministic in the arguments."""
+    side), rotated at random or (rotate=False) upright: squares axis-aligned, triangles with a horizontal base;
+    deterministic in the arguments."""
     if backgrounds not in BACKGROUNDS:
         raise UserError(f"toy backgrounds must be one of {', '.join(BACKGROUNDS)}, got {backgrounds!r}")
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
@@ -101,7 +111,8 @@ def make_scene(seed: int, split: str, index: int, size: int = 128, radius=(0.06,
         label = int(rng.integers(len(CLASSES)))
         r = rng.uniform(*radius) * size
         cy, cx = rng.uniform(r * 0.5, size - r * 0.5, 2)
-        full = _shape_mask(CLASSES[label], yy, xx, cy, cx, r, rng.uniform(0, 2 * np.pi))
+        angle = rng.uniform(0, 2 * np.pi)  # drawn either way: the scene's other draws do not depend on `rotate`
+        full = _shape_mask(CLASSES[label], yy, xx, cy, cx, r, angle if rotate else 0.0)
         colour = rng.uniform(0, 255, 3)
         objects.append((full, label, colour))
     # Drop objects that would end up mostly hidden (they would be unlearnable slivers), most hidden first.
@@ -165,13 +176,6 @@ def _remove_stale(folder: str, count: int):
         stem, ext = os.path.splitext(name)
         if ext == ".png" and len(stem) == 6 and stem.isdigit() and int(stem) >= count:
             os.remove(os.path.join(folder, name))
-
-
-# The one place of the toy set's defaults: the configs' `toy=dict(TOY_SCENES)`, tools/make_toy_data.py and the
-# generator itself read them here.
-TOY_SCENES = dict(num_unlabeled=2000, num_train=200, num_val=100, size=128, seed=0, radius=[0.06, 0.2],
-                  max_objects=6, backgrounds="all")
-SCENE_KEYS = ("size", "radius", "max_objects", "backgrounds")  # what make_scene takes besides (seed, split, index)
 
 
 def write_toy_scenes(root: str, progress=None, **kwargs) -> dict:

@@ -278,15 +278,17 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
         x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
         if run.mixup is not None:
             x, y = run.mixup(x, y)
-        with session.autocast():
-            loss = run.criterion(run.forward(x), y)
-        bad = not torch.isfinite(loss).item()
-        if session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
-            bad = session.all_reduce([float(bad)], op="sum")[0] > 0
-        if bad:
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {progress['epoch'] + 1}, step "
-                                     f"{progress['step']} (on at least one process)")
-        session.scaler.scale(loss / accum).backward()
+        last_micro = (progress["micro_in_epoch"] + 1) % accum == 0
+        with session.accumulating(run.net, last_micro):
+            with session.autocast():
+                loss = run.criterion(run.forward(x), y)
+            bad = not torch.isfinite(loss).item()
+            if session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
+                bad = session.all_reduce([float(bad)], op="sum")[0] > 0
+            if bad:
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {progress['epoch'] + 1}, step "
+                                         f"{progress['step']} (on at least one process)")
+            session.scaler.scale(loss / accum).backward()
         sums["loss"] += loss.item()
         sums["seen"] += 1
         progress["micro_in_epoch"] += 1

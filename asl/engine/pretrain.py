@@ -4,7 +4,6 @@ the shared runtime (asl.engine.runtime)."""
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -181,10 +180,9 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
         sync = (progress["micro_in_epoch"] + 1) % accum == 0
         if imgs is not None:
             imgs = imgs.to(session.device, non_blocking=True)
-            no_sync = net.no_sync if (world_size > 1 and not sync) else nullcontext
-            with no_sync(), session.autocast():
-                out = net(imgs)
-            with no_sync():
+            with session.accumulating(net, sync):
+                with session.autocast():
+                    out = net(imgs)
                 session.scaler.scale(out["loss"] / accum).backward()
             run.window.add(out, imgs.shape[0] * world_size)
         progress["micro_in_epoch"] += 1

@@ -319,6 +319,11 @@ class Session:
         self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
+    def accumulating(self, net, last_micro: bool):
+        """The context of one micro-step's forward and backward: DDP's no_sync on every micro-step but the last of
+        an optimizer step, so that gradients are all-reduced once per step whatever the accumulation."""
+        return net.no_sync() if self.world_size > 1 and not last_micro else nullcontext()
+
     def autocast(self):
         if self.amp_dtype is None:
             return nullcontext()

@@ -1,8 +1,10 @@
-# Toy ViTDet Mask R-CNN: the ViT-B COCO recipe shrunk to the 128 px toy scenes and a few minutes of a 2-core CPU.
-# Encoder = the toy pretraining encoder (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16, 128 px, cls slot in
-# pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. Pyramid and heads
+# Toy ViTDet Mask R-CNN: the ViT-B COCO recipe shrunk to the 64 px toy scenes and a few minutes of a 2-core CPU.
+# Encoder = the toy pretraining encoder (vit_toy_patch8: 192-d, 6 blocks, 3 heads, patch 8, 64 px, cls slot in
+# pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. With stride-8
+# tokens the pyramid is built at scales 2, 1 and 0.5 (strides 4-16) plus the max-pool level (32): the levels keep
+# the names p2-p5 of the COCO recipe, whose p6 is dropped. Pyramid and heads
 # are slimmed to 64 channels and anchors made small, as the toy calibration found workable (docs/design.md,
-# Toy scenes). Dataset: asl_toy_train (200 scenes) -> asl_toy_val (100 scenes).
+# Toy scenes). Dataset: asl_toy_train (400 scenes) -> asl_toy_val (300 scenes).
 #   python tools/train_det.py configs/detection/mask_rcnn_vitdet_toy_1000it.py \\
 #       --init toy_asl_d2.pth --init-name asl
 from detectron2.config import LazyCall as L
@@ -11,12 +13,14 @@ from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from transfer.detection.data import lsj_dataloader
+from transfer.detection.pyramid import MaxPoolLevel
 
 from .mask_rcnn_vitdet_b_100ep_coco import model, optimizer, train
 
-IMAGE_SIZE = 128
+IMAGE_SIZE = 64
 net = model.backbone.net
 net.img_size = IMAGE_SIZE
+net.patch_size = 8
 net.pretrain_img_size = IMAGE_SIZE  # = the toy pretraining size: pos_embed used as is (8x8 grid)
 net.embed_dim, net.depth, net.num_heads = 192, 6, 3
 net.window_size = 4  # 4x4-token windows on the 8x8 grid
@@ -24,10 +28,14 @@ net.window_block_indexes = [0, 1, 3, 4]  # global attention in blocks 2 and 5 (V
 net.drop_path_rate = 0.1
 model.backbone.out_channels = 64
 model.backbone.square_pad = IMAGE_SIZE
+model.backbone.scale_factors = (2.0, 1.0, 0.5)
+model.backbone.top_block = L(MaxPoolLevel)(in_feature="p4")  # p5 = max-pooled p4
 
 CHANNELS = 64
 model.proposal_generator.head.in_channels = CHANNELS
-model.proposal_generator.anchor_generator.sizes = [[8], [16], [32], [64], [128]]  # ~69 % of toy objects are small
+model.proposal_generator.in_features = ["p2", "p3", "p4", "p5"]
+model.proposal_generator.anchor_generator.sizes = [[8], [16], [32], [64]]  # toy objects span 10-45 px
+model.proposal_generator.anchor_generator.strides = [4, 8, 16, 32]
 model.proposal_generator.pre_nms_topk = (1000, 500)
 model.proposal_generator.post_nms_topk = (500, 300)
 model.roi_heads.num_classes = 4  # disc, square, triangle, ring
@@ -39,7 +47,7 @@ model.roi_heads.box_predictor.input_shape = ShapeSpec(channels=256)
 model.roi_heads.mask_head.input_shape = ShapeSpec(channels=CHANNELS, width=14, height=14)
 model.roi_heads.mask_head.conv_dims = [CHANNELS, CHANNELS, CHANNELS]  # 2 convs + the upsampling deconv
 
-# LSJ at 128 px. The scale range is narrowed from ViTDet's 0.1-2.0: at 0.1 a 128 px toy scene becomes 13 px and its
+# LSJ at 64 px. The scale range is narrowed from ViTDet's 0.1-2.0: at 0.1 a 64 px toy scene becomes 6 px and its
 # objects vanish. RLE masks need detectron2's bitmask format.
 dataloader = lsj_dataloader(train="asl_toy_train", test="asl_toy_val", image_size=IMAGE_SIZE, total_batch_size=4,
                             min_scale=0.5, max_scale=1.5, num_workers=1, mask_format="bitmask",
@@ -50,7 +58,7 @@ optimizer.weight_decay = 0.05
 optimizer.params.layer_decay = 0.7
 optimizer.params.num_layers = 6
 
-# Schedule: 1,000 iterations (20 epochs of the 200 scenes), ViTDet's own step schedule (constant lr, x0.1 at 89 %,
+# Schedule: 1,000 iterations (10 epochs of the 400 scenes), ViTDet's own step schedule (constant lr, x0.1 at 89 %,
 # x0.01 at 96 %) instead of the COCO recipe's half-period cosine: a run this short is far from converged and needs
 # the higher average lr (docs/detection.md).
 MAX_ITER = 1000

@@ -3,7 +3,7 @@
 # object stays in view.
 _base_ = "base.py"
 cfg = dict(
-    model=dict(arch="vit_toy_patch16", img_size=64),
+    model=dict(arch="vit_toy_patch8", img_size=64),
     data=dict(dataset="toy", num_workers=1),
     optim=dict(batch_size=20, global_batch=None, blr=1e-3, epochs=15, warmup_epochs=2),
     aug=dict(crop_scale=(0.35, 1.0)),

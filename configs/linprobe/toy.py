@@ -4,7 +4,7 @@
 # pipelines use it, there are no random crops); the 128 px encoder's positions are resized to the 4x4 grid.
 _base_ = "base.py"
 cfg = dict(
-    model=dict(arch="vit_toy_patch16", img_size=64),
+    model=dict(arch="vit_toy_patch8", img_size=64),
     data=dict(dataset="toy", num_workers=1),
     # LARS: relative step = lr x 0.001; global_batch None: the batch is per process
     optim=dict(batch_size=50, global_batch=None, blr=10.0, epochs=40, warmup_epochs=4),

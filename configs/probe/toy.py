@@ -5,7 +5,7 @@ from asl.data.toy import TOY_SCENES
 
 _base_ = "base.py"
 cfg = dict(
-    model=dict(arch="vit_toy_patch16", img_size=TOY_SCENES["size"]),
+    model=dict(arch="vit_toy_patch8", img_size=TOY_SCENES["size"]),
     probe=dict(
         classification=dict(dataset="toy"),
         dense=dict(name="toy_scenes", path=None, num_classes=5, reduce_zero_label=False),

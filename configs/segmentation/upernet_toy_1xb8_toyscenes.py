@@ -1,14 +1,14 @@
-# Toy UperNet: the ADE20K recipe shrunk to the toy scenes (128 px, 5 classes with background) and a tiny ViT
-# (vit_toy_patch16: 192-d, 6 blocks, 3 heads, patch 16: the encoder of configs/pretrain/toy_asl.py), a few
+# Toy UperNet: the ADE20K recipe shrunk to the toy scenes (64 px, 5 classes with background) and a tiny ViT
+# (vit_toy_patch8: 192-d, 6 blocks, 3 heads, patch 8: the encoder of configs/pretrain/toy_asl.py), a few
 # minutes on a 2-core CPU. Sizes and lr from the toy calibration (docs/design.md, Toy scenes) and
 # docs/segmentation.md.
 #
-#   python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
+#   python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
 #   python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init /tmp/toy_asl_mmseg.pth
 #   python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py            # random initialisation
 _base_ = ["./_base_upernet_mae.py"]
 
-crop_size = (128, 128)
+crop_size = (64, 64)
 num_classes = 5  # background, disc, square, triangle, ring
 norm_cfg = dict(type="BN", requires_grad=True)  # one process on a CPU: plain BN
 data_preprocessor = dict(size=crop_size)
@@ -16,7 +16,7 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         img_size=crop_size,
-        patch_size=16,
+        patch_size=8,
         embed_dims=192,
         num_layers=6,
         num_heads=3,
@@ -28,14 +28,14 @@ model = dict(
     # and a light head leaves more of the work to the encoder, which is what the toy transfer is to measure
     decode_head=dict(in_channels=[192, 192, 192, 192], channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=192, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),
-    test_cfg=dict(mode="slide", crop_size=crop_size, stride=(85, 85)))
+    test_cfg=dict(mode="slide", crop_size=crop_size, stride=(43, 43)))
 
 dataset_type = "ToyScenesDataset"
 data_root = "{{$ASL_DATASETS:datasets}}/toy_scenes/ade"
 train_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=False),
-    dict(type="RandomResize", scale=(512, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type="RandomResize", scale=(256, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
     dict(type="RandomFlip", prob=0.5),
     dict(type="PhotoMetricDistortion"),
@@ -43,7 +43,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type="LoadImageFromFile"),
-    dict(type="Resize", scale=(512, 128), keep_ratio=True),
+    dict(type="Resize", scale=(256, 64), keep_ratio=True),
     dict(type="LoadAnnotations", reduce_zero_label=False),
     dict(type="PackSegInputs"),
 ]
@@ -71,4 +71,4 @@ default_hooks = dict(
     logger=dict(type="LoggerHook", interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=200, max_keep_ckpts=2))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo"))
-run_info = dict(model="vit_toy_patch16", dataset="toy_scenes")
+run_info = dict(model="vit_toy_patch8", dataset="toy_scenes")

@@ -13,6 +13,7 @@ from asl.cli import UserError
 from asl.data.toy import (
     CLASSES,
     IGNORE,
+    SCENE_KEYS,
     chance_levels,
     classification_objects,
     ensure_toy_scenes,
@@ -42,12 +43,15 @@ def test_generator_is_deterministic_to_the_byte(tmp_path):
     assert _tree_digest(tmp_path / "a") != _tree_digest(tmp_path / "c")
 
 
-def test_scene_contents_are_varied():
-    scenes = [make_scene(0, "train", i) for i in range(60)]
+@pytest.mark.parametrize("scene, most, size", [({}, 3, 64), (dict(size=128, radius=(0.06, 0.2), max_objects=6,
+                                                                         backgrounds="all", rotate=True), 6, 128)])
+def test_scene_contents_are_varied(scene, most, size):
+    """The defaults (1-3 upright shapes, 64 px) and the previous toy's settings (1-6 rotated, 128 px)."""
+    scenes = [make_scene(0, "train", i, **scene) for i in range(60)]
     counts = [len(s.labels) for s in scenes]
-    assert min(counts) >= 1 and max(counts) <= 6 and len(set(counts)) >= 4
+    assert min(counts) >= 1 and max(counts) <= most and len(set(counts)) >= most - 2
     assert set(label for s in scenes for label in s.labels) == set(range(len(CLASSES)))
-    assert all(s.image.shape == (128, 128, 3) and s.image.dtype == np.uint8 for s in scenes)
+    assert all(s.image.shape == (size, size, 3) and s.image.dtype == np.uint8 for s in scenes)
     # occlusion happens, and never hides more than the generator allows
     fractions = [m.sum() / area for s in scenes for m, area in zip(s.masks, s.drawn_areas)]
     assert min(fractions) >= 0.4 and sum(f < 1 for f in fractions) >= 5
@@ -61,11 +65,12 @@ def test_rle_round_trips_through_pycocotools():
 
 
 def test_coco_masks_boxes_and_label_maps_agree_with_pixels(toy_root):
+    meta = json.loads((toy_root / "meta.json").read_text())
     coco = COCO(str(toy_root / "coco" / "annotations" / "instances_train.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
     for img in coco.loadImgs(coco.getImgIds()):
         index = int(img["file_name"][:-4])
-        scene = make_scene(0, "train", index)
+        scene = make_scene(0, "train", index, **{k: meta[k] for k in SCENE_KEYS})
         label_map = np.array(Image.open(toy_root / "ade" / "annotations" / "training" / img["file_name"]))
         assert set(np.unique(label_map)) <= set(range(len(CLASSES) + 1))
         assert np.array_equal(np.array(Image.open(toy_root / "coco" / "train" / img["file_name"])), scene.image)

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.parallel import DistributedDataParallel
 
 from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.data.toy import classification_objects
+from asl.engine import classification, pretrain
 from asl.engine import launch as launcher
 from asl.engine.classification import run_classification
 from asl.engine.pretrain import run_pretrain
@@ -132,16 +135,52 @@ def test_accumulated_micro_batches_train_as_one_batch(toy_root, tmp_path):
         assert metrics["iterations"] == 2  # 24 images: one step of 16 an epoch
         weights[batch] = torch.load(tmp_path / str(batch) / "checkpoints" / "last.pth", weights_only=True)["model"]
     moved = max((weights[16][k] - weights[8][k]).abs().max().item() for k in weights[16])
-    assert moved < 1e-5
+    assert moved < 3e-5  # float summation order only: 16 samples at once or 8 + 8
 
 
 def test_linear_probing_as_rank_0_of_2_accumulates_to_the_global_batch(toy_root, tmp_path, fake_world):
     fake_world(2)
     cfg = load_config(os.path.join(REPO, "configs", "linprobe", "toy.py"))
-    cfg = apply_overrides(cfg, MICRO + [f"data.path={toy_root}", "optim.batch_size=4", "optim.global_batch=16",
+    cfg = apply_overrides(cfg, MICRO + [f"data.path={toy_root}", "optim.batch_size=2", "optim.global_batch=8",
                                         "optim.epochs=1", "optim.warmup_epochs=0", "data.cache_features=True"])
     metrics = run_classification(cfg, str(tmp_path / "run"), "linprobe")
-    steps = len(classification_objects(str(toy_root), "train")) // 2 // 4 // 2  # rank 0's half, 4 x accum 2
+    steps = len(classification_objects(str(toy_root), "train")) // 2 // 2 // 2  # rank 0's half, 2 x accum 2
     assert metrics["iterations"] == steps > 1
-    lr = cfg["optim"]["blr"] * 16 / 256  # the lr of the last step, on the cosine from the global batch's peak
+    lr = cfg["optim"]["blr"] * 8 / 256  # the lr of the last step, on the cosine from the global batch's peak
     assert read_log(tmp_path / "run")[-1]["lr"] == pytest.approx(lr_at(steps - 1, lr, 0, steps), rel=1e-6)
+
+
+@pytest.fixture
+def count_syncs(monkeypatch):
+    """The number of gradient all-reduces DDP makes (bucket 0 of each), in the loops' DDP wrappers."""
+    syncs = []
+
+    def hook(state, bucket):
+        if bucket.index() == 0:
+            syncs.append(1)
+        return default_hooks.allreduce_hook(state, bucket)
+
+    class Counting(DistributedDataParallel):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.register_comm_hook(None, hook)
+
+    monkeypatch.setattr(classification, "DistributedDataParallel", Counting)
+    monkeypatch.setattr(pretrain, "DistributedDataParallel", Counting)
+    return syncs
+
+
+@pytest.mark.parametrize("mode", ["pretrain", "finetune"])
+def test_accumulation_all_reduces_gradients_once_per_step(toy_root, tmp_path, fake_world, count_syncs, mode):
+    """Rank 0 of 2 at accumulation 4: DDP syncs gradients on the last micro-step of each step only (no_sync on
+    the others), in both loops."""
+    fake_world(2)
+    if mode == "pretrain":
+        cfg = pretrain_cfg(toy_root / "unlabeled", "optim.batch_size=2", "optim.global_batch=16", "optim.epochs=2")
+        metrics = run_pretrain(cfg, str(tmp_path / "run"))
+    else:
+        cfg = load_config(os.path.join(REPO, "configs", "finetune", "toy.py"))
+        cfg = apply_overrides(cfg, MICRO + [f"data.path={toy_root}", "optim.batch_size=2", "optim.global_batch=16",
+                                            "optim.epochs=2", "optim.warmup_epochs=0"])
+        metrics = run_classification(cfg, str(tmp_path / "run"), "finetune")
+    assert metrics["iterations"] >= 2 and len(count_syncs) == metrics["iterations"]

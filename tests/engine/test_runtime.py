@@ -63,7 +63,7 @@ def test_pretraining_resumed_mid_epoch_at_several_points_equals_an_uninterrupted
 def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path):
     """Mixup, RandAugment, random erasing and drop path all draw random numbers; 2 resumes mid-epoch."""
     common = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
-              f"data.path={toy_root}", "optim.batch_size=8", "optim.epochs=2", "optim.warmup_epochs=1"]
+              f"data.path={toy_root}", "optim.batch_size=4", "optim.epochs=2", "optim.warmup_epochs=1"]
     cfg = lambda *extra: apply_overrides(load_config(os.path.join(REPO, "configs", "finetune", "toy.py")),  # noqa
                                          common + list(extra))
     ref = run_classification(cfg(), str(tmp_path / "ref"), "finetune")

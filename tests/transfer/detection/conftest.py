@@ -38,7 +38,7 @@ def det_root(toy_root, tmp_path_factory):
 def small_root(tmp_path_factory):
     """A dataset root with very few toy scenes (8 train, 4 val): training tests evaluate in seconds."""
     root = tmp_path_factory.mktemp("small_datasets")
-    write_toy_scenes(str(root / "toy_scenes"), num_unlabeled=0, num_train=8, num_val=4, size=128, seed=1)
+    write_toy_scenes(str(root / "toy_scenes"), num_unlabeled=0, num_train=8, num_val=4, size=64, seed=1)
     return root
 
 
@@ -46,10 +46,10 @@ def small_root(tmp_path_factory):
 def toy_checkpoints(tmp_path_factory):
     """(pretraining checkpoint, its detectron2 conversion by tools/convert_ckpt.py) of a toy ASL model."""
     folder = tmp_path_factory.mktemp("toy_ckpt")
-    model = build_pretrain_model("vit_toy_patch16", 128, "asl", decoder=dict(embed_dim=64, depth=1, num_heads=2))
+    model = build_pretrain_model("vit_toy_patch8", 64, "asl", decoder=dict(embed_dim=64, depth=1, num_heads=2))
     src = folder / "pretrain.pth"
     save_atomic({"model": model.state_dict(),
-                 "config": {"model": {"arch": "vit_toy_patch16", "img_size": 128, "method": "asl"}}}, src)
+                 "config": {"model": {"arch": "vit_toy_patch8", "img_size": 64, "method": "asl"}}}, src)
     dst = folder / "toy_asl_d2.pth"
     load_tool("convert_ckpt").main([str(src), "--to", "detectron2", "-o", str(dst)])
     return src, dst

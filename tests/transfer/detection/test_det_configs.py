@@ -43,7 +43,7 @@ def check_groups(model, optimizer, lr, decay, depth, weight_decay):
     assert seen["backbone.net.pos_embed"][0] == pytest.approx(lr * decay ** (depth + 1))
     assert seen["backbone.net.patch_embed.proj.weight"][1] == weight_decay
     assert seen["roi_heads.box_predictor.cls_score.weight"][:2] == (lr, weight_decay)
-    assert seen["backbone.simfp_2.1.bias"][:2] == (lr, 0.0)
+    assert seen["backbone.simfp_2.0.bias"][:2] == (lr, 0.0)
     return seen
 
 
@@ -114,10 +114,10 @@ def test_coco_vitl_builds_on_cpu():
 
 def test_toy_config_matches_the_toy_pretraining_encoder():
     cfg = cfg_of("detection/mask_rcnn_vitdet_toy_1000it.py")
-    net, arch = cfg.model.backbone.net, ARCHS["vit_toy_patch16"]
+    net, arch = cfg.model.backbone.net, ARCHS["vit_toy_patch8"]
     assert (net.embed_dim, net.depth, net.num_heads, net.patch_size) == (
         arch["embed_dim"], arch["depth"], arch["num_heads"], arch["patch_size"])
-    assert net.img_size == net.pretrain_img_size == 128 and net.pretrain_use_cls_token
+    assert net.img_size == net.pretrain_img_size == 64 and net.pretrain_use_cls_token
     assert cfg.optimizer.params.num_layers == arch["depth"]
     model, optimizer = build_model_and_optimizer(cfg)
     assert model.backbone.net.pos_embed.shape == (1, 8 * 8 + 1, 192)

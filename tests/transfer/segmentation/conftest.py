@@ -12,7 +12,7 @@ from asl.models import PretrainModel
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 TINY_CONFIG = os.path.join(os.path.dirname(__file__), "tiny_upernet.py")
 # matches tests/transfer/segmentation/tiny_upernet.py
-TINY_ENCODER = dict(img_size=128, patch_size=16, embed_dim=32, depth=4, num_heads=2)
+TINY_ENCODER = dict(img_size=64, patch_size=8, embed_dim=32, depth=4, num_heads=2)
 
 
 def make_pretrain_checkpoint(path, method="asl", seed=0, **encoder):

@@ -13,7 +13,7 @@ from transfer.segmentation.models import StrictMAE  # noqa: E402
 
 from .conftest import convert_to_mmseg, make_pretrain_checkpoint  # noqa: E402
 
-MMSEG_TINY = dict(img_size=128, patch_size=16, embed_dims=32, num_layers=4, num_heads=2, init_values=1.0,
+MMSEG_TINY = dict(img_size=64, patch_size=8, embed_dims=32, num_layers=4, num_heads=2, init_values=1.0,
                   out_indices=[0, 1, 2, 3], norm_cfg=dict(type="LN", eps=1e-6))
 
 
@@ -29,7 +29,7 @@ def test_every_weight_arrives_and_features_match_the_encoder(tiny_ckpts):
     model = backbone(path)
     assert model.loaded_weights["method"] == "asl"  # recorded by tools/convert_ckpt.py
     assert model.loaded_weights["loaded"] == 2 + 2 + 12 * 4  # pos, cls, patch w/b, 12 per block, no final norm
-    img = torch.randn(2, 3, 128, 128)
+    img = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         theirs = model(img)[-1].flatten(2).transpose(1, 2)
         ours = encoder.forward_features(img, norm=False)[:, 1:]
@@ -37,7 +37,7 @@ def test_every_weight_arrives_and_features_match_the_encoder(tiny_ckpts):
 
 
 def test_positions_are_resized_for_another_input_size(tiny_ckpts):
-    model = backbone(tiny_ckpts[1], img_size=192)
+    model = backbone(tiny_ckpts[1], img_size=96)
     assert model.pos_embed.shape == (1, 1 + 12 * 12, 32)
     assert any("resized" in note for note in model.loaded_weights["notes"])
 
@@ -67,7 +67,7 @@ def test_a_checkpoint_not_converted_is_refused_with_the_command(tiny_ckpts):
 def test_wrong_architecture_is_a_one_line_error(tmp_path):
     make_pretrain_checkpoint(tmp_path / "wide.pth", embed_dim=48, num_heads=3)
     convert_to_mmseg(tmp_path / "wide.pth", tmp_path / "wide_mmseg.pth")
-    with pytest.raises(UserError, match="width 48, depth 4, patch 16, but the config's backbone has width 32"):
+    with pytest.raises(UserError, match="width 48, depth 4, patch 8, but the config's backbone has width 32"):
         backbone(tmp_path / "wide_mmseg.pth")
     make_pretrain_checkpoint(tmp_path / "deep.pth", depth=5)
     convert_to_mmseg(tmp_path / "deep.pth", tmp_path / "deep_mmseg.pth")

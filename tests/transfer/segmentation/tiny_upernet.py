@@ -1,4 +1,4 @@
-# The toy UperNet shrunk for unit tests: a 32-d, 4-block ViT (patch 16, 128 px) and 16-channel heads, a few
+# The toy UperNet shrunk for unit tests: a 32-d, 4-block ViT (patch 8, 64 px) and 16-channel heads, a few
 # iterations. Tests point --data-root at the session's small toy split and write their own checkpoints.
 _base_ = ["../../../configs/segmentation/upernet_toy_1xb8_toyscenes.py"]
 
