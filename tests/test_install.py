@@ -1,0 +1,34 @@
+"""A non-editable install (pip install ., here into a folder of its own) carries everything the chain runs: the
+pipeline's --help and its table stage work from another directory, with the repository off sys.path."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_pipeline_runs_from_a_non_editable_install(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), REPO], check=True, capture_output=True)
+    assert {"asl", "chain", "tools", "transfer"} <= set(os.listdir(target))
+    env = dict(os.environ, PYTHONPATH=str(target))
+    run = lambda *args: subprocess.run([sys.executable, "-m", "tools.run_pipeline", *args], cwd=tmp_path,  # noqa
+                                       env=env, capture_output=True, text=True)
+    helped = run("--help")
+    assert helped.returncode == 0 and "--stages" in helped.stdout
+    work = tmp_path / "work"
+    for method, top1 in (("asl", 61.0), ("random", 40.0)):
+        (work / "linprobe" / method).mkdir(parents=True)
+        (work / "linprobe" / method / "metrics.json").write_text(json.dumps(
+            {"stage": "linprobe", "init": {"method": method}, "metrics": {"top1": top1}, "iterations": 5,
+             "epochs": 1, "config": None}))
+    config = tmp_path / "pipeline.py"
+    config.write_text("cfg = dict(inits=['asl', 'random'], toy=None, linprobe=dict(config='unused.py'))\n")
+    table = run(str(config), "--stages", "table", "--output-dir", str(work))
+    assert table.returncode == 0, table.stderr
+    assert "| asl | 61.0 |" in table.stdout and (work / "results" / "results.json").exists()
+    located = subprocess.run([sys.executable, "-c", "import chain, tools; print(chain.__file__, tools.__file__)"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert str(target) in located and REPO not in located  # the installed copy, not the clone
