@@ -175,14 +175,20 @@ def do_test(cfg, model):
     return results
 
 
-def flatten_metrics(results: dict):
+def flatten_metrics(results: dict, tasks=tuple(TASKS)):
     """COCOEvaluator results -> (metrics {box_AP, box_AP50, ..., mask_AP, ...}, per-category {box: {...}},
     notes). detectron2 reports NaN in two cases: the model made no detections at all (every AP is NaN: reported
-    as 0, as docs/conventions.md asks), or the ground truth has no object of a size range or category (APl on 128 px
-    toy scenes: left out, since no number is right there). Both are named in the notes."""
+    as 0, as docs/conventions.md asks), or the ground truth has no object of a size range or category (APl on 64 px
+    toy scenes: left out, since no number is right there). Both are named in the notes. With no detections at all
+    detectron2 leaves out the mask task entirely (it infers the tasks from the predictions): a model with a mask
+    head (`tasks` holds "segm") then scores mask AP 0 too."""
     metrics, per_category, notes = {}, {}, []
     for task, prefix in TASKS.items():
+        if task not in tasks:
+            continue
         values = {k: float(v) for k, v in (results.get(task) or {}).items()}
+        if not values and results:
+            values = {k: math.nan for k in AP_KEYS}  # expected, evaluated, and nothing detected
         if values and all(math.isnan(values[k]) for k in AP_KEYS if k in values):
             notes.append(f"no {prefix} detections on the val split: COCOeval's NaN {prefix} AP reported as 0")
             values = {k: 0.0 for k in values}
@@ -201,7 +207,8 @@ def flatten_metrics(results: dict):
 
 
 def write_metrics(cfg, results, iterations, wall_time, init, summaries=None, path=None):
-    metrics, per_category, notes = flatten_metrics(results)
+    masks = "mask_head" in cfg.model.roi_heads and cfg.model.roi_heads.mask_head is not None
+    metrics, per_category, notes = flatten_metrics(results, ("bbox", "segm") if masks else ("bbox",))
     names = dataset_names(cfg)
     train_names = names[:1] if len(names) > 1 else []
     train_images = sum((summaries or {}).get(n, {}).get("images_with_annotations", 0) for n in train_names)
