@@ -75,7 +75,7 @@ def test_dense_probe_reads_classes_off_tokens_at_the_label_maps_resolution():
     maps = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)
     tokens = torch.nn.functional.one_hot(blocks, 8).permute(0, 3, 1, 2).float() * 4
     tokens = tokens + 0.1 * torch.randn(tokens.shape, generator=gen)
-    per_class, miou = probe.dense_miou(tokens[:30], maps[:30], tokens[30:], maps[30:], 3, epochs=300)
+    per_class, miou = probe.dense_miou(tokens[:30], maps[:30], tokens[30:], maps[30:], 3, epochs=300, batch_size=30)
     ideal = torch.nn.functional.interpolate(tokens[30:, :3], size=(16, 16), mode="bilinear").argmax(1)
     counts = probe.intersect_and_union(ideal, maps[30:], 3)
     assert miou == pytest.approx(probe.iou_from_counts(counts[0], counts[1])[1], abs=1.0) and miou > 85

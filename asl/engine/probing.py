@@ -86,6 +86,7 @@ def run_probes(cfg: dict, run_dir: str, resume: str = None, force: bool = False)
         encoder, init_name = init_encoder(mcfg)
         encoder.to(session.device)
         start = time.time()
+        session.log("reading the probes' splits into memory (one pass over each; minutes on ImageNet / ADE20K)")
         data = ProbeData(pcfg, mcfg["img_size"])
         session.log(f"{init_name} encoder; {len(data.cls_train[1])} / {len(data.cls_val[1])} train / val images of "
                     f"{data.cls_name}, {len(data.dense_train[1])} / {len(data.dense_val[1])} label maps of "
