@@ -13,7 +13,7 @@ _base_ = [
 ]
 custom_imports = dict(
     imports=["transfer.segmentation.models", "transfer.segmentation.datasets", "transfer.segmentation.hooks",
-             "transfer.segmentation.optim"],
+             "transfer.segmentation.metrics", "transfer.segmentation.optim"],
     allow_failed_imports=False)
 
 # Encoder weights: init_cfg=dict(type="Pretrained", checkpoint=PATH) with a file from
@@ -31,7 +31,8 @@ data_root = "{{$ASL_DATASETS:datasets}}/ADEChallengeData2016"
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
-val_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])  # reports aAcc, mIoU, mAcc (percent)
+# mmseg's IoUMetric (aAcc, mIoU, mAcc in percent) that also returns the per-class IoU (transfer/segmentation/metrics.py)
+val_evaluator = dict(type="PerClassIoUMetric", iou_metrics=["mIoU"])
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.data.classification import build_classification_data
 from asl.data.toy import classification_objects
-from asl.engine.classification import build_classifier, build_optimizer, run_classification
+from asl.engine.classification import build_classifier, build_optimizer, evaluate, run_classification
 from asl.models import build_pretrain_model
 from asl.optim import param_groups
 
@@ -136,3 +137,16 @@ def test_linprobe_cached_features_and_bad_checkpoint(toy_root, tmp_path):
                           "--init", str(tmp_path / "bad.pth"), "--output-dir", str(tmp_path / "r2")],
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_top1_and_top5_of_known_logits():
+    """Four samples over six classes: one right at rank 1, two more inside the top 5, one ranked last."""
+    logits = torch.tensor([[9., 1, 2, 3, 4, 5],    # label 0: rank 1
+                           [9., 1, 2, 3, 4, 5],    # label 5: rank 2
+                           [9., 8, 7, 6, 5, 0],    # label 4: rank 5
+                           [9., 8, 7, 6, 5, 0]])   # label 5: rank 6
+    labels = torch.tensor([0, 5, 4, 5])
+    session = SimpleNamespace(device=torch.device("cpu"), all_reduce=lambda values, op: values)  # one process
+    loader = [(logits[:3], labels[:3]), (logits[3:], labels[3:])]  # uneven batches: counts, not batch means
+    assert evaluate(lambda x: x, loader, session, 6) == {"top1": 25.0, "top5": 75.0}
+    assert evaluate(lambda x: x, loader, session, 5) == {"top1": 25.0}  # top-5 of five classes says nothing

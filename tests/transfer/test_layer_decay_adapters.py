@@ -4,20 +4,16 @@ every expected scale is an exact integer (mmseg's test style)."""
 import pytest
 import torch.distributed as dist
 import torch.nn as nn
+from detectron2.modeling import SimpleFeaturePyramid, ViT
+from mmengine.optim import build_optim_wrapper
+from mmseg.models.backbones import MAE
 from torch.nn.parallel import DistributedDataParallel
 
 from asl.convert import key_map
 from asl.models import ViTEncoder
 from asl.optim import lr_param_groups, strip_wrappers
-
-pytest.importorskip("detectron2")
-pytest.importorskip("mmcv")
-from detectron2.modeling import SimpleFeaturePyramid, ViT  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmseg.models.backbones import MAE  # noqa: E402
-
-from transfer.detection.optim import vit_param_groups  # noqa: E402
-from transfer.segmentation.optim import ViTLayerDecayOptimWrapperConstructor  # noqa: E402
+from transfer.detection.optim import vit_param_groups
+from transfer.segmentation.optim import ViTLayerDecayOptimWrapperConstructor
 
 DEPTH, LR, WD = 3, 1.0, 0.1
 

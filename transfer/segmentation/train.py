@@ -33,6 +33,7 @@ from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_
 from .checkpoint import install_safe_loader
 from .datasets import check_data_roots, set_data_root
 from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
+from .metrics import PER_CLASS_PREFIX
 
 AMP_ONLY_KEYS = ("loss_scale", "dtype", "use_fsdp")
 # overrides that may change between the pieces of one run (resources, logging, where things are written)
@@ -393,11 +394,13 @@ def write_metrics(runner, cfg, metrics, wall_time, eval_only=False):
         batch = cfg.train_dataloader.batch_size * runner.world_size
         epochs = iters * batch / info["train_images"]
     config_name = os.path.basename(cfg.filename) if cfg.filename else f"{runner.timestamp}.py"
+    per_class = {k[len(PER_CLASS_PREFIX):]: float(v) for k, v in (metrics or {}).items()
+                 if k.startswith(PER_CLASS_PREFIX)}
     record = metrics_record("segmentation", info.get("dataset", "unknown"), cfg.asl_init, info.get("model", "unknown"),
                             {k: float(metrics[k]) for k in ("mIoU", "mAcc", "aAcc") if k in (metrics or {})},
                             int(iters), round(epochs, 3) if epochs is not None else None, round(wall_time, 1),
                             os.path.join(runner.work_dir, config_name), eval_only=bool(eval_only),
-                            peak_memory_gib=peak_gpu_memory_gib())
+                            per_class_IoU=per_class, peak_memory_gib=peak_gpu_memory_gib())
     if eval_only:
         record["checkpoint"] = cfg.load_from
     if is_main_process():

@@ -11,9 +11,7 @@ from asl.data.toy import write_toy_scenes
 from asl.models import build_pretrain_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # --import-mode=importlib: make det_helpers importable
-from det_helpers import load_tool  # noqa: E402
-
-pytest.importorskip("detectron2")
+from det_helpers import load_tool
 
 
 @pytest.fixture(autouse=True)

@@ -1,14 +1,11 @@
 """detectron2 adapter of the layer-decay rule: groups of a ViTDet model, built the LazyConfig way."""
-import pytest
 import torch
 import torch.nn as nn
+from detectron2.config import LazyCall as L
+from detectron2.config import instantiate
+from detectron2.modeling import SimpleFeaturePyramid, ViT
 
 from transfer.detection.optim import vit_param_groups
-
-pytest.importorskip("detectron2")
-from detectron2.config import LazyCall as L  # noqa: E402
-from detectron2.config import instantiate  # noqa: E402
-from detectron2.modeling import SimpleFeaturePyramid, ViT  # noqa: E402
 
 
 def vitdet():

@@ -1,16 +1,13 @@
 """Converted weights in detectron2: the same patch features as the source encoder, and every key of a ViTDet
 Mask R-CNN either loaded or initialised by detectron2 itself."""
-import pytest
 import torch
 import torch.nn as nn
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import SimpleFeaturePyramid, ViT
 
 from asl.checkpoint import load_encoder, save_atomic
 from asl.convert import convert, unmatched_target_keys
 from asl.models import ViTEncoder
-
-detectron2 = pytest.importorskip("detectron2")
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.modeling import SimpleFeaturePyramid, ViT  # noqa: E402
 
 TINY = dict(img_size=64, patch_size=16, embed_dim=64, depth=3, num_heads=2)
 

@@ -6,14 +6,11 @@ import functools
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from asl.cli import UserError
-
-pytest.importorskip("mmengine")
-from mmengine.logging import HistoryBuffer, MessageHub  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
-
-from transfer.segmentation.checkpoint import install_safe_loader, safe_torch_load  # noqa: E402
+from transfer.segmentation.checkpoint import install_safe_loader, safe_torch_load
 
 
 @pytest.fixture(autouse=True)

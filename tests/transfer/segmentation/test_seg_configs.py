@@ -4,15 +4,13 @@ import os
 
 import pytest
 import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
-pytest.importorskip("mmcv")
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
+from transfer.segmentation.train import configure_amp, load_config
 
-from transfer.segmentation.train import configure_amp, load_config  # noqa: E402
-
-from .conftest import REPO  # noqa: E402
+from .conftest import REPO
 
 VITB = os.path.join(REPO, "configs", "ade20k_vitb_upernet.py")
 VITL = os.path.join(REPO, "configs", "segmentation", "upernet_vitl_8xb2_100ep_ade20k.py")
@@ -39,7 +37,7 @@ def test_vitb_recipe_values():
     assert ow.type == "AmpOptimWrapper" and ow.constructor == "ViTLayerDecayOptimWrapperConstructor"
     assert ow.optimizer.type == "AdamW" and ow.paramwise_cfg.layer_decay_rate == 0.65
     assert bb.norm_cfg.eps == 1e-6  # = asl.models.vit.LayerNorm, so converted weights compute the encoder
-    assert cfg.val_evaluator.type == "IoUMetric"
+    assert cfg.val_evaluator.type == "PerClassIoUMetric"
     assert cfg.train_dataloader.dataset.data_root.endswith("ADEChallengeData2016")
 
 

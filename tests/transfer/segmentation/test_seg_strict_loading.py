@@ -2,16 +2,13 @@
 Pretrained loading is shown to be silent about a wrong prefix, which is why StrictMAE exists."""
 import pytest
 import torch
+from mmseg.models.backbones import MAE
 
 from asl.checkpoint import save_atomic
 from asl.cli import UserError
+from transfer.segmentation.models import StrictMAE
 
-pytest.importorskip("mmcv")
-from mmseg.models.backbones import MAE  # noqa: E402
-
-from transfer.segmentation.models import StrictMAE  # noqa: E402
-
-from .conftest import convert_to_mmseg, make_pretrain_checkpoint  # noqa: E402
+from .conftest import convert_to_mmseg, make_pretrain_checkpoint
 
 MMSEG_TINY = dict(img_size=64, patch_size=8, embed_dims=32, num_layers=4, num_heads=2, init_values=1.0,
                   out_indices=[0, 1, 2, 3], norm_cfg=dict(type="LN", eps=1e-6))

@@ -1,12 +1,9 @@
 """mmengine/mmseg adapter of the layer-decay rule: the registered optimizer-wrapper constructor."""
-import pytest
 import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
 
-pytest.importorskip("mmengine")
-from mmengine.optim import build_optim_wrapper  # noqa: E402
-
-import transfer.segmentation.optim  # noqa: E402,F401  (registers the constructor)
-from asl.models import ViTEncoder  # noqa: E402
+import transfer.segmentation.optim  # noqa: F401  (registers the constructor)
+from asl.models import ViTEncoder
 
 CFG = dict(type="OptimWrapper", constructor="ViTLayerDecayOptimWrapperConstructor",
            optimizer=dict(type="AdamW", lr=1.0, weight_decay=0.1), paramwise_cfg=dict(layer_decay_rate=2.0))
@@ -32,7 +29,6 @@ def test_any_vit_backbone_class_gets_exact_layer_decayed_groups():
 
 
 def test_same_lr_as_mmseg_for_its_mae_but_no_decay_on_positions():
-    pytest.importorskip("mmcv")
     from mmseg.engine.optimizers import LearningRateDecayOptimizerConstructor
     from mmseg.models.backbones import MAE
 

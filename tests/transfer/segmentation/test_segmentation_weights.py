@@ -2,13 +2,11 @@
 zero relative-position bias), every backbone key loaded or initialised by mmseg, and the way back."""
 import pytest
 import torch
+from mmseg.models.backbones import MAE
 
 from asl.checkpoint import load_encoder, load_into, save_atomic
 from asl.convert import convert, unmatched_target_keys
 from asl.models import ViTEncoder
-
-pytest.importorskip("mmcv")
-from mmseg.models.backbones import MAE  # noqa: E402
 
 TINY = dict(img_size=64, patch_size=16, embed_dim=64, depth=3, num_heads=2)
 

@@ -10,13 +10,11 @@ import pytest
 import torch
 
 from asl.checkpoint import save_atomic
+from transfer.segmentation import train as seg_train
+from transfer.segmentation.checkpoint import safe_torch_load
+from transfer.segmentation.hooks import StopOnSignalHook
 
-pytest.importorskip("mmcv")
-from transfer.segmentation import train as seg_train  # noqa: E402
-from transfer.segmentation.checkpoint import safe_torch_load  # noqa: E402
-from transfer.segmentation.hooks import StopOnSignalHook  # noqa: E402
-
-from .conftest import REPO, TINY_CONFIG  # noqa: E402
+from .conftest import REPO, TINY_CONFIG
 
 _spec = importlib.util.spec_from_file_location("train_seg_tool", os.path.join(REPO, "tools", "train_seg.py"))
 tool = importlib.util.module_from_spec(_spec)
