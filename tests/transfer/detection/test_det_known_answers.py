@@ -2,7 +2,8 @@
 evaluation (`do_test`) on a hand-built COCO set, then `flatten_metrics` into metrics.json's keys. Box and mask AP
 differ, and AP50 differs from AP, so a swapped key or a wrong scale fails.
 
-The set: two categories with ids 3 and 7 (not contiguous; the model's classes 0 and 1), objects of id 7 only, two 100x100 images, one 40x40 object in each (COCO area "medium").
+The set: two categories with ids 3 and 7 (not contiguous; the model's classes 0 and 1), objects of id 7 only,
+two 100x100 images, one 40x40 object in each (COCO area "medium").
 Detection A (score 0.9) is exact in box and mask. Detection B (score 0.8) is shifted: its box by 8 px (IoU 32/48
 = 0.667: a match at IoU thresholds 0.50-0.65, 4 of 10), its mask by 12 px (IoU 28/52 = 0.538: a match at 0.50
 only). Where B does not match, precision is 1 up to recall 0.5 and recall 1 is never reached: COCOeval's 101-point
