@@ -40,6 +40,8 @@ class PretrainModel(nn.Module):
             raise ValueError(f"loss must be 'contrastive' or 'mse', got {loss!r}")
         if decode_mode not in DECODE_MODES:
             raise ValueError(f"decode_mode must be one of {DECODE_MODES}, got {decode_mode!r}")
+        if not 0 < mask_ratio < 1:  # 0 masks no patch (nothing to reconstruct), >= 1 leaves the encoder none
+            raise ValueError(f"mask_ratio must be between 0 and 1 (exclusive), got {mask_ratio!r}")
         self.method, self.loss_type, self.temperature, self.sem_weight = method, loss, temperature, sem_weight
         self.mask_ratio, self.norm_pix_loss, self.decode_mode = mask_ratio, norm_pix_loss, decode_mode
         self.chunk_size, self.max_negatives = chunk_size, max_negatives
