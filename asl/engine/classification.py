@@ -2,6 +2,7 @@
 ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exact resume (mid-epoch too) and
 preemption come from the shared runtime (asl.engine.runtime)."""
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import Session, base_lr, exit_when_preempted
+from .runtime import NonFiniteLoss, Session, base_lr, exit_when_preempted
 
 MODES = ("linprobe", "finetune")
 
@@ -286,8 +287,10 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
             if session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
                 bad = session.all_reduce([float(bad)], op="sum")[0] > 0
             if bad:
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {progress['epoch'] + 1}, step "
-                                         f"{progress['step']} (on at least one process)")
+                raise NonFiniteLoss(f"loss is {loss.item()} at iteration {progress['step'] + 1} (epoch "
+                                    f"{progress['epoch'] + 1}, on at least one process); stopping. The last good "
+                                    f"checkpoint in {session.path('checkpoints')} is intact: lower the lr or use "
+                                    "bf16, then --resume auto")
             session.scaler.scale(loss / accum).backward()
         sums["loss"] += loss.item()
         sums["seen"] += 1
@@ -377,5 +380,9 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     if args.data_path:
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
-    return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
-                              args.force)
+    try:
+        return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
+                                  args.force)
+    except NonFiniteLoss as err:  # as tools/pretrain.py: one line, exit status 1
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

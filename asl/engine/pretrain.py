@@ -19,13 +19,9 @@ from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import Session, base_lr
+from .runtime import NonFiniteLoss, Session, base_lr
 
 TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the loss terms each method logs
-
-
-class NonFiniteLoss(RuntimeError):
-    """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched."""
 
 
 def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):

@@ -42,6 +42,10 @@ RESUMABLE_KEYS = (
 RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
 
 
+class NonFiniteLoss(RuntimeError):
+    """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched."""
+
+
 class Preempted(Exception):
     """A stop signal arrived; the run saved a checkpoint at the step boundary and can continue with --resume."""
 
