@@ -19,6 +19,7 @@ setup(
         "pillow",
         "safetensors",
         "matplotlib",
+        "pycocotools",  # the object probes read COCO-format instance masks
     ],
     extras_require={
         "detection": ["detectron2", "pycocotools", "fvcore==0.1.5.post20221221", "iopath==0.1.9"],

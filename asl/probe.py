@@ -1,9 +1,12 @@
 """Frozen-feature probes: what an encoder's features hold, measured in seconds, without training the encoder.
 
-* kNN top-1: DINO's weighted k-nearest-neighbour classifier on L2-normalised image features (cosine similarity,
+* kNN top-1: DINO's weighted k-nearest-neighbour classifier on L2-normalised features (cosine similarity,
   votes weighted by exp(similarity / T)).
-* Linear top-1: a linear classifier on frozen image features (cls token and mean patch token, standardised
-  with the training set's statistics, as MAE's BatchNorm without affine does), trained with AdamW.
+* Linear top-1: a linear classifier on frozen features (standardised with the training set's statistics, as
+  MAE's BatchNorm without affine does), trained with AdamW.
+  Both classify either images (features: cls token and mean patch token) or objects of a COCO-format instance
+  set (features: the patch tokens of the object's image pooled over its mask, `pool_objects`): the second
+  measures the patch tokens themselves, where ASL's patch-level objective acts.
 * Dense mIoU: a linear classifier on frozen patch tokens whose logits are bilinearly upsampled to the label map
   and trained with per-pixel cross-entropy; scored as mmseg's IoUMetric does (intersection and union summed
   over the whole split per class, classes absent from both prediction and ground truth left out of the mean).
@@ -130,3 +133,11 @@ def dense_miou(train_grid, train_maps, test_grid, test_maps, num_classes: int, i
             inter, union = inter + i, union + u
     iou, miou = iou_from_counts(inter, union)
     return iou.tolist(), miou
+
+
+def pool_objects(grid: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """Object features (M, C): the patch tokens of each object's image (`grid` (N, C, h, w), image `owner`)
+    averaged with the fraction of each token the object covers (`weights` (M, h * w))."""
+    tokens = grid.flatten(2).float()[owner]  # (M, C, T)
+    weights = weights.float()
+    return (tokens * weights[:, None]).sum(2) / weights.sum(1, keepdim=True)

@@ -14,7 +14,7 @@ from ..data.cifar import CIFAR
 from ..data.images import ImageFolder, ResumableSampler, SeededSamples, Transformed, collate_skip_bad
 from ..data.toy import ensure_toy_scenes
 from ..data.transforms import pretrain_transform
-from ..models import build_pretrain_model
+from ..models import ARCHS, build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..records import metrics_record
@@ -72,7 +72,8 @@ def monitor(session: Session, cfg: dict, run: "PretrainRun"):
     start = time.time()
     with torch.random.fork_rng(devices=[]):
         if run.probe_data is None:
-            run.probe_data = ProbeData(cfg["probe"], cfg["model"]["img_size"])
+            patch = ARCHS[cfg["model"]["arch"]]["patch_size"]
+            run.probe_data = ProbeData(cfg["probe"], cfg["model"]["img_size"], patch)
         metrics = measure(run.model.encoder, run.probe_data, cfg["probe"], cfg["runtime"]["seed"])
     record = {f"probe/{k}": metrics[k] for k in METRICS}
     session.logger.log(p["step"], {"epoch": p["epoch"], **record}, f"[probe] epoch {p['epoch']}: " + ", ".join(

@@ -7,7 +7,7 @@ from .vit import ViTEncoder, random_masking
 ARCHS = {
     # tiny sizes for the toy scenes on a CPU (the size the toy calibration of docs/design.md used for transfer)
     "vit_micro_patch8": dict(patch_size=8, embed_dim=32, depth=2, num_heads=2),  # unit tests
-    "vit_toy_patch8": dict(patch_size=8, embed_dim=192, depth=6, num_heads=3),  # the toy scenes (64 px)
+    "vit_toy_patch8": dict(patch_size=8, embed_dim=128, depth=4, num_heads=4),  # the toy scenes (64 px)
     "vit_toy_patch16": dict(patch_size=16, embed_dim=192, depth=6, num_heads=3),
     "vit_tiny_patch16": dict(patch_size=16, embed_dim=192, depth=12, num_heads=3),
     "vit_small_patch16": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),

@@ -1,4 +1,4 @@
-# Toy ASL: a tiny ViT (192-d, 6 blocks, 3 heads, patch 8) on the 64 px toy scenes, about 5 minutes on a 2-core CPU.
+# Toy ASL: a tiny ViT (128-d, 4 blocks, 4 heads, patch 8) on the 64 px toy scenes, a few minutes on a 2-core CPU.
 # Scene content, sizes, lr and length were chosen for signal per CPU-second (docs/toy.md); runtime.eval_every=N
 # logs the frozen-feature probes of configs/probe/toy.py every N epochs.
 from asl.config import load_config
@@ -7,10 +7,10 @@ _base_ = "base.py"
 cfg = dict(
     # 256 negatives per step (model.max_negatives): the contrastive loss over all 3,072 masked patches of a batch
     # would more than double the step time of this tiny model
-    model=dict(arch="vit_toy_patch8", img_size=64, decoder=dict(embed_dim=128, depth=2, num_heads=4),
+    model=dict(arch="vit_toy_patch8", img_size=64, decoder=dict(embed_dim=96, depth=1, num_heads=4),
                max_negatives=256),
     data=dict(num_workers=1),
-    optim=dict(batch_size=64, global_batch=None, blr=6e-3, epochs=20, warmup_epochs=2),  # batch per process
+    optim=dict(batch_size=64, global_batch=None, blr=6e-3, epochs=25, warmup_epochs=2),  # batch per process
     runtime=dict(amp="none", log_every=10, save_every_epochs=1),
     probe=load_config(__file__.replace("pretrain/toy_asl.py", "probe/toy.py"))["probe"],
 )

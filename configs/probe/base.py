@@ -3,8 +3,11 @@
 cfg = dict(
     model=dict(arch="vit_base_patch16", img_size=224, init=None, init_name=None),
     probe=dict(
-        # classification: any data.dataset of linear probing (toy | imagenet100 | folder | cifar10 | cifar100)
+        # kNN and linear on images: any data.dataset of linear probing (toy | imagenet100 | folder | cifar10 |
+        # cifar100); or, with classification=None, on the objects of a COCO-format instance set (`objects`: the
+        # patch tokens pooled over each object's mask; paths with {split} = train | val, None = the toy scenes')
         classification=dict(dataset="folder", path=None, max_train=None, max_val=None),
+        objects=None,
         # dense: images/{training,validation} + annotations/{training,validation} (ADE20K's layout)
         dense=dict(name="ade20k", path="{datasets}/ADEChallengeData2016", num_classes=150, ignore_index=255,
                    reduce_zero_label=True, max_train=None, max_val=None),

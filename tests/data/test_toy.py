@@ -10,6 +10,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from asl.cli import UserError
+from asl.data.objects import read_coco_objects
 from asl.data.toy import (
     CLASSES,
     IGNORE,
@@ -182,6 +183,11 @@ def test_chance_levels_are_the_scores_of_trivial_predictors(toy_root):
     chance = chance_levels(str(toy_root))
     labels = [label for _, _, label in classification_objects(str(toy_root), "val")]
     assert chance["top1"] == pytest.approx(100 * max(map(labels.count, range(len(CLASSES)))) / len(labels))
+    objects = read_coco_objects(os.path.join(toy_root, "coco", "annotations", "instances_val.json"),
+                                os.path.join(toy_root, "coco", "val"), img_size=64, patch_size=8)
+    assert objects.skipped == {"crowd": 0, "too_small": 0}  # the object probe sees every instance
+    probed = objects.labels.tolist()
+    assert chance["objects_top1"] == pytest.approx(100 * max(map(probed.count, range(len(CLASSES)))) / len(probed))
     folder = os.path.join(toy_root, "ade", "annotations", "validation")
     areas = []
     for name in sorted(os.listdir(folder)):

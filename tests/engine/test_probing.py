@@ -2,8 +2,10 @@
 import json
 import os
 
+import pytest
 import torch
 
+from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.engine.pretrain import run_pretrain
 from asl.engine.probing import run_probes
@@ -15,7 +17,9 @@ MICRO = ["model.arch='vit_micro_patch8'", "model.img_size=32", "probe.toy=None",
 
 def probe_cfg(toy_root, *overrides):
     cfg = load_config(os.path.join(REPO, "configs", "probe", "toy.py"))
-    return apply_overrides(cfg, [*MICRO, f"probe.classification.path={toy_root}",
+    coco = toy_root / "coco"
+    return apply_overrides(cfg, [*MICRO, f"probe.objects.annotations={coco}/annotations/instances_{{split}}.json",
+                                 f"probe.objects.images={coco}/{{split}}",
                                  f"probe.dense.path={toy_root}/ade", *overrides])
 
 
@@ -28,6 +32,19 @@ def test_probe_run_writes_the_three_measures_and_is_deterministic(toy_root, tmp_
     assert len(m["dense_IoU_per_class"]) == 5  # background and the four shapes
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert saved["metrics"] == m
+
+
+def test_image_probes_and_object_probes_read_their_own_sets(toy_root, tmp_path, capsys):
+    """kNN / linear on whole images (class folders, here the toy crops) instead of the objects; one of the two."""
+    images = probe_cfg(toy_root, "probe.objects=None",
+                       f"probe.classification={{'dataset': 'toy', 'path': '{toy_root}'}}")
+    assert run_probes(images, str(tmp_path / "images"))["dataset"] == "toy_scenes + toy_scenes"
+    assert "train / val images of toy_scenes" in capsys.readouterr().out
+    assert run_probes(probe_cfg(toy_root), str(tmp_path / "objects"))["dataset"] == "toy_scenes objects + toy_scenes"
+    assert "train / val objects of toy_scenes objects" in capsys.readouterr().out
+    both = probe_cfg(toy_root, f"probe.classification={{'dataset': 'toy', 'path': '{toy_root}'}}")
+    with pytest.raises(UserError, match="one of probe.objects .* and probe.classification"):
+        run_probes(both, str(tmp_path / "both"))
 
 
 def test_pretraining_monitor_logs_probes_and_leaves_training_untouched(toy_root, tmp_path):

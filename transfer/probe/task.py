@@ -1,10 +1,11 @@
 """The frozen-feature probes as the chain sees them (chain.task): tools/probe.py reads the pretraining checkpoint
-itself and writes kNN top-1, linear top-1 and dense-probe mIoU in one metrics.json."""
+itself and writes kNN top-1, linear top-1 (on the toy scenes: of objects) and dense-probe mIoU in one
+metrics.json."""
 from chain.task import Task, json_seed
 
 TASKS = [Task(
     name="probe", title="frozen-feature probes", tool="tools.probe", init="checkpoint",
-    columns=[("knn_top1", "kNN top-1", "top1"), ("linear_top1", "linear top-1", "top1"),
+    columns=[("knn_top1", "kNN top-1", "objects_top1"), ("linear_top1", "linear top-1", "objects_top1"),
              ("dense_mIoU", "dense mIoU", "mIoU")],
     seed_key="runtime.seed", seed_of=json_seed, toy_config="configs/probe/toy.py",
 )]

@@ -120,8 +120,9 @@ def test_toy_config_matches_the_toy_pretraining_encoder():
     assert net.img_size == net.pretrain_img_size == 64 and net.pretrain_use_cls_token
     assert cfg.optimizer.params.num_layers == arch["depth"]
     model, optimizer = build_model_and_optimizer(cfg)
-    assert model.backbone.net.pos_embed.shape == (1, 8 * 8 + 1, 192)
-    check_groups(model, optimizer, lr=cfg.optimizer.lr, decay=0.7, depth=6, weight_decay=cfg.optimizer.weight_decay)
+    assert model.backbone.net.pos_embed.shape == (1, 8 * 8 + 1, arch["embed_dim"])
+    check_groups(model, optimizer, lr=cfg.optimizer.lr, decay=0.7, depth=arch["depth"],
+                 weight_decay=cfg.optimizer.weight_decay)
 
 
 def test_unknown_override_key_is_an_error():

@@ -76,7 +76,7 @@ def test_vitl_resolves_to_the_large_encoder():
 def test_toy_model_runs_forward_and_has_the_toy_encoder():
     cfg = load_config(TOY)
     bb = cfg.model.backbone
-    assert (bb.embed_dims, bb.num_layers, bb.num_heads, bb.patch_size) == (192, 6, 3, 8)  # vit_toy_patch8
+    assert (bb.embed_dims, bb.num_layers, bb.num_heads, bb.patch_size) == (128, 4, 4, 8)  # vit_toy_patch8
     assert cfg.model.decode_head.num_classes == 5 and cfg.train_dataloader.dataset.type == "ToyScenesDataset"
     assert cfg.model.test_cfg.mode == "slide"
     init_default_scope("mmseg")
