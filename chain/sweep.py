@@ -20,6 +20,11 @@ REPO = os.getcwd()  # paths under the directory the sweep runs from are shown re
 SPEC_FILE = "sweep_spec.json"  # what a work directory's runs were made with: a rerun must match it
 
 
+def _spread(numbers: list) -> dict:
+    return {"mean": statistics.mean(numbers) if numbers else None,
+            "std": statistics.stdev(numbers) if len(numbers) > 1 else None}
+
+
 def split_values(text: str) -> list:
     """'0.1,1,(0.9,0.95)' -> ['0.1', '1', '(0.9,0.95)']: commas inside brackets or quotes do not split."""
     values, depth, quote, start = [], 0, None, 0
@@ -82,6 +87,7 @@ class Sweep:
     eval_overrides: list
     seeds: list
     baseline: str = None  # a pretraining config run with `fixed` (not the swept key), or None
+    random: bool = False  # a row of randomly initialised encoders (the evaluation's seed draws the weights)
     work_dir: str = "."
     nproc: int = 1
 
@@ -118,9 +124,12 @@ class Sweep:
             name = os.path.splitext(os.path.basename(self.baseline))[0]
             rows.append((f"baseline {name}", None, self.baseline, list(self.fixed),
                          os.path.join(self.work_dir, f"baseline_{name}")))
-        return [(label, value, config, overrides,
+        rows = [(label, value, config, overrides,
                  apply_overrides(load_config(config), overrides)["model"]["method"], row_dir)
                 for label, value, config, overrides, row_dir in rows]
+        if self.random:
+            rows.append(("random init", None, None, [], "random", os.path.join(self.work_dir, "random_init")))
+        return rows
 
     def claim_work_dir(self):
         """Record the settings in the work directory; a rerun with other settings (whose reused runs would mix
@@ -147,16 +156,19 @@ class Sweep:
         for i, ((label, _, config, overrides, method, row_dir), seed) in enumerate(points, 1):
             print(f"[sweep] {i}/{len(points)}: {label}, seed {seed}", flush=True)
             cfg = {"inits": [method], "toy": None,
-                   "pretrain": dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
-                                    nproc=self.nproc),
                    self.eval: dict(config=self.eval_config, nproc=self.nproc,
                                    overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
-            Pipeline(cfg, os.path.join(row_dir, f"seed{seed}"), data_root).run(stages)
+            if config:
+                cfg["pretrain"] = dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
+                                       nproc=self.nproc)
+            Pipeline(cfg, os.path.join(row_dir, f"seed{seed}"), data_root).run(stages if config else [self.eval])
             paths = self.write_table(out)
         return paths
 
     def table(self) -> list:
-        """The rows with every finished seed's metric and its metrics.json; mean and sample std over seeds."""
+        """The rows with every finished seed's metrics (each column of the task) and its metrics.json; mean and
+        sample std over seeds, of the headline metric (`mean`, `std`) and of every column (`columns`)."""
+        keys = [key for key, _, _ in self.task.columns]
         table = []
         for label, value, config, overrides, method, row_dir in self.rows():
             runs = []
@@ -165,13 +177,13 @@ class Sweep:
                 source = os.path.join(run_dir, self.eval, method, "metrics.json")
                 if os.path.exists(source):
                     with open(source) as f:
-                        number = json.load(f)["metrics"][self.metric]
-                    runs.append({"seed": seed, self.metric: number, "metrics_json": source,
-                                 "pretrain_metrics_json": os.path.join(run_dir, "pretrain", method, "metrics.json")})
-            numbers = [r[self.metric] for r in runs]
+                        metrics = json.load(f)["metrics"]
+                    runs.append({"seed": seed, **{k: metrics[k] for k in keys if k in metrics}, "metrics_json": source,
+                                 "pretrain_metrics_json": os.path.join(run_dir, "pretrain", method, "metrics.json")
+                                 if config else None})
+            columns = {k: _spread([r[k] for r in runs if k in r]) for k in keys}
             table.append({"run": label, "value": value, "pretrain_config": config, "overrides": overrides,
-                          "n": len(numbers), "mean": statistics.mean(numbers) if numbers else None,
-                          "std": statistics.stdev(numbers) if len(numbers) > 1 else None, "runs": runs})
+                          "n": len(runs), **columns[self.metric], "columns": columns, "runs": runs})
         return table
 
     def write_table(self, out: str = None) -> dict:
@@ -180,16 +192,21 @@ class Sweep:
         rows = self.table()
         show = lambda p: os.path.relpath(p, REPO) if p.startswith(REPO + os.sep) else p  # noqa: E731
         eval_cmd = " ".join([show(self.eval_config), *self.eval_overrides])
+        labels = [(key, label) for key, label, _ in self.task.columns]
         lines = [f"Sweep of `{self.key}` on `{show(self.config)}` "
                  f"({' '.join(self.fixed) or 'no fixed overrides'}), seeds {', '.join(map(str, self.seeds))}; "
-                 f"{self.eval} with `{eval_cmd}`. {self.metric}: mean ± sample std over seeds; every number is read "
-                 f"from the metrics.json named in `{os.path.basename(out)}.json`.", "",
-                 f"| run | {self.metric} (mean ± std) | seeds done | per seed |", "|---|---|---|---|"]
+                 f"{self.eval} with `{eval_cmd}`. Mean ± sample std over seeds; every number is read from the "
+                 f"metrics.json named in `{os.path.basename(out)}.json`.", "",
+                 "| run | " + " | ".join(label for _, label in labels) + f" | seeds done | {self.metric} per seed |",
+                 "|---|" + "---|" * (len(labels) + 2)]
         for row in rows:
-            mean = "—" if row["mean"] is None else f"{row['mean']:.1f}" + (
-                f" ± {row['std']:.1f}" if row["std"] is not None else "")
-            per_seed = ", ".join(f"{r[self.metric]:.1f}" for r in row["runs"]) or "—"
-            lines.append(f"| {row['run']} | {mean} | {row['n']}/{len(self.seeds)} | {per_seed} |")
+            cells = []
+            for key, _ in labels:
+                spread = row["columns"][key]
+                cells.append("—" if spread["mean"] is None else f"{spread['mean']:.1f}" + (
+                    f" ± {spread['std']:.1f}" if spread["std"] is not None else ""))
+            per_seed = ", ".join(f"{r[self.metric]:.1f}" for r in row["runs"] if self.metric in r) or "—"
+            lines.append(f"| {row['run']} | " + " | ".join(cells) + f" | {row['n']}/{len(self.seeds)} | {per_seed} |")
         paths = {"markdown": out + ".md", "json": out + ".json"}
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(paths["markdown"], "w") as f:

@@ -1,7 +1,9 @@
 """`make demo` from a fresh clone, as a new user runs it (slow; `.ci/run` runs it after the default suite): the whole
 toy chain ends green within its budgets (stages 15 minutes of wall time, no process above 4 GiB) with the results
 table, every number of which is the value in the metrics.json it names, the probes' and the transfer's columns
-for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0."""
+for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0: both
+pretrained encoders at least 10 points above random weights in the object probes' linear top-1, 4 in their kNN
+top-1 and 5 in dense mIoU (the toy's goal of +10 in all three is not met yet: docs/toy.md)."""
 import json
 import os
 import resource
@@ -35,7 +37,9 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
     results = json.loads((work / "results" / "results.json").read_text())
     table = results["rows"]
     assert 10 < results["chance"]["mIoU"] < 40 and results["chance"]["box AP"] == 0
-    assert results["chance"]["kNN top-1"] == results["chance"]["LP top-1"]  # both the majority class
+    # the majority class: of the objects for the object probes, of the dominant-object crops for LP and FT
+    assert results["chance"]["kNN top-1"] == results["chance"]["linear top-1"] < results["chance"]["LP top-1"]
+    assert results["chance"]["LP top-1"] == results["chance"]["FT top-1"]
     assert any(line.startswith("pretraining: ") for line in results["budgets"])
     assert set(table) == {"asl", "mae", "random"}
     for method, row in table.items():
@@ -45,6 +49,12 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
             source = json.loads(open(cell["source"]).read())
             assert os.path.realpath(cell["source"]) == os.path.realpath(work / stage / method / "metrics.json")
             assert source["init"]["method"] == method and cell["value"] == source["metrics"][key]
+    random = {label: table["random"][label]["value"] for label in ("kNN top-1", "linear top-1", "dense mIoU")}
+    for method in ("asl", "mae"):
+        probes = {label: table[method][label]["value"] for label in random}
+        assert probes["linear top-1"] >= random["linear top-1"] + 10, (method, probes, random)
+        assert probes["kNN top-1"] >= random["kNN top-1"] + 4, (method, probes, random)
+        assert probes["dense mIoU"] >= random["dense mIoU"] + 5, (method, probes, random)
     markdown = (work / "results" / "results.md").read_text()
     mae = table["mae"]
     assert f"| mae | {mae['kNN top-1']['value']:.1f} | {mae['linear top-1']['value']:.1f} |" in markdown

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Sweep one pretraining config key: pretrain at each value (and seed) with the same budget, evaluate every
 encoder with one transfer tool, and write a table (Markdown + JSON) of the metric's mean ± std over seeds, each
-number traced to its metrics.json. --baseline adds a row (MAE) with the same budget and seeds.
+number traced to its metrics.json. --baseline adds a row (MAE) with the same budget and seeds, --random a row of
+random initialisations with the same seeds.
 
 The first key=value after the config is the sweep, its values separated by commas (commas inside brackets or
 quotes do not split); further key=value pairs are fixed overrides: the budget every run shares, the baseline's
@@ -53,6 +54,8 @@ def parse_args(argv=None):
     seeds.add_argument("--seed-list", metavar="S,S,...", help="these seeds, e.g. 0,1,2")
     parser.add_argument("--baseline", metavar="mae|CONFIG", help="a row with the same budget and seeds: 'mae' "
                         "(the MAE twin of CONFIG, e.g. toy_mae.py for toy_asl.py) or a pretraining config")
+    parser.add_argument("--random", action="store_true", help="a row of randomly initialised encoders, evaluated "
+                        "with the same seeds (the seed draws the weights)")
     parser.add_argument("--output-dir", help="the sweep's runs (default: work_dirs/sweep/<config name>/<key>)")
     parser.add_argument("--work-dir", dest="output_dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", metavar="PREFIX", help="writes PREFIX.md and PREFIX.json (default: "
@@ -88,7 +91,7 @@ def main(argv=None):
     sweep = Sweep(args.config, key, values, args.overrides[1:], args.eval,
                   args.eval_config or os.path.join(REPO, task.toy_config),
                   [*task.toy_overrides, *args.eval_override] if not args.eval_config
-                  else args.eval_override, seed_list(args), baseline,
+                  else args.eval_override, seed_list(args), baseline, args.random,
                   args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc)
     paths = sweep.run(args.data_root, args.out)
     with open(paths["markdown"]) as f:

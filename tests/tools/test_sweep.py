@@ -71,7 +71,7 @@ def _finish(run_dir, stage, method, **metrics):
 def test_finished_runs_are_reused_and_tabulated_with_their_sources(tmp_path, capfd):
     sweep = Sweep(TOY_ASL, "model.sem_weight", ["0.5", "1"], ["optim.epochs=30"], "linprobe",
                   os.path.join(REPO, "configs", "linprobe", "toy.py"), [], [0, 1, 2],
-                  twin_config(TOY_ASL), str(tmp_path / "work"))
+                  twin_config(TOY_ASL), work_dir=str(tmp_path / "work"))
     top1 = {"model.sem_weight=0.5": [50.0, 54.0, 52.0], "model.sem_weight=1": [60.0, 61.0, 62.0],
             "baseline_toy_mae": [40.0, 42.0, 44.0]}
     for row, numbers in top1.items():
@@ -94,24 +94,55 @@ def test_finished_runs_are_reused_and_tabulated_with_their_sources(tmp_path, cap
     assert json.load(open(source))["metrics"]["top1"] == rows[1]["runs"][2]["top1"] == 62.0
     assert source == str(tmp_path / "work" / "model.sem_weight=1" / "seed2" / "linprobe" / "asl" / "metrics.json")
     other_budget = Sweep(TOY_ASL, "model.sem_weight", ["0.5"], ["optim.epochs=10"], "linprobe",
-                         os.path.join(REPO, "configs", "linprobe", "toy.py"), [], [0], None, str(tmp_path / "work"))
+                         os.path.join(REPO, "configs", "linprobe", "toy.py"), [], [0], None,
+                         work_dir=str(tmp_path / "work"))
     with pytest.raises(UserError, match="holds a sweep made with other baseline, fixed"):
         other_budget.run()
 
 
+def test_a_probe_sweep_tabulates_every_probe_and_a_random_row(tmp_path, capfd):
+    sweep = Sweep(TOY_ASL, "model.sem_weight", ["0", "1"], [], "probe",
+                  os.path.join(REPO, "configs", "probe", "toy.py"), [], [0, 1], random=True,
+                  work_dir=str(tmp_path / "work"))
+    numbers = {"model.sem_weight=0": [(30, 40, 20), (32, 44, 22)], "model.sem_weight=1": [(35, 45, 25), (37, 47, 21)],
+               "random_init": [(25, 24, 15), (27, 26, 16)]}
+    for row, per_seed in numbers.items():
+        method = "random" if row == "random_init" else "asl"
+        for seed, (knn, linear, dense) in enumerate(per_seed):
+            seed_dir = tmp_path / "work" / row / f"seed{seed}"
+            if method == "asl":
+                _finish(seed_dir / "pretrain" / method, "pretrain", method, loss=1.0)
+            _finish(seed_dir / "probe" / method, "probe", method, knn_top1=knn, linear_top1=linear,
+                    dense_mIoU=dense)
+    paths = sweep.run(out=str(tmp_path / "table"))
+    # 2 values x 2 seeds: pretraining and probe reused; the random row: its probe
+    assert capfd.readouterr().out.count("reusing") == 2 * 2 * 2 + 2
+    md = open(paths["markdown"]).read()
+    assert "| run | kNN top-1 | linear top-1 | dense mIoU | seeds done | knn_top1 per seed |" in md
+    assert "| model.sem_weight=1 | 36.0 ± 1.4 | 46.0 ± 1.4 | 23.0 ± 2.8 | 2/2 | 35.0, 37.0 |" in md
+    assert "| random init | 26.0 ± 1.4 | 25.0 ± 1.4 | 15.5 ± 0.7 | 2/2 | 25.0, 27.0 |" in md
+    random_row = json.load(open(paths["json"]))["rows"][-1]
+    assert random_row["pretrain_config"] is None and random_row["runs"][1]["pretrain_metrics_json"] is None
+    assert random_row["columns"]["dense_mIoU"]["mean"] == 15.5 and random_row["mean"] == 26.0  # headline: kNN
+
+
 def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatch):
-    """Two λ values and the MAE baseline, one seed, 2 pretraining steps and a 1-epoch probe each (about 40 s)."""
+    """Two λ values, the MAE baseline and random weights, one seed, 2 pretraining steps and a 1-epoch probe each
+    (about 40 s)."""
     write_toy_scenes(str(tmp_path / "data" / "toy_scenes"), num_unlabeled=16, num_train=8, num_val=4, size=64)
     argv = [TOY_ASL, "model.temperature=0.5,2", "model.arch='vit_micro_patch8'", "model.img_size=32",
             "model.decoder={'embed_dim': 32, 'depth': 1, 'num_heads': 2}", "data.num_workers=0",
-            "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--baseline", "mae",
+            "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--baseline", "mae", "--random",
             "--eval-override", "data.num_workers=0", "--eval-override", "optim.epochs=1", "--eval-override",
             "optim.batch_size=8", "--eval-override", "runtime.tensorboard=False", "--data-root",
             str(tmp_path / "data"), "--output-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     sweep_tool().main(argv)
     rows = json.load(open(tmp_path / "table.json"))["rows"]
-    assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2", "baseline toy_mae"]
+    assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2", "baseline toy_mae",
+                                        "random init"]
+    (random_run,) = rows[3]["runs"]
+    assert json.load(open(random_run["metrics_json"]))["init"]["method"] == "random"
     for row, (method, temperature) in zip(rows, [("asl", 0.5), ("asl", 2), ("mae", 1.0)]):
         (run,) = row["runs"]
         assert row["n"] == 1 and row["std"] is None and row["mean"] == run["top1"]
@@ -123,5 +154,5 @@ def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatc
         assert config["model"]["temperature"] == temperature and config["optim"]["epochs"] == 1
     capfd.readouterr()
     sweep_tool().main(argv)  # everything finished: reused, the same table
-    assert capfd.readouterr().out.count("reusing") == 6
+    assert capfd.readouterr().out.count("reusing") == 7
     assert json.load(open(tmp_path / "table.json"))["rows"] == rows

@@ -290,6 +290,12 @@ def prepare(args) -> Config:
     cfg.launcher = args.launcher
     if args.launcher != "none" and not _has_accelerator():
         cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())["backend"] = "gloo"
+        # mmengine's default wrapper passes device_ids=[LOCAL_RANK], which DistributedDataParallel refuses for a
+        # CPU module; device_ids=None is its CPU form (given here, it wins over mmengine's default)
+        wrapper = cfg.get("model_wrapper_cfg") or ConfigDict(type="MMDistributedDataParallel")
+        wrapper.setdefault("device_ids", None)
+        wrapper.setdefault("broadcast_buffers", False)  # as mmengine's default wrapper
+        cfg.model_wrapper_cfg = wrapper
     sync_schedule(cfg, original_max_iters, options)
     for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
         loader = cfg.get(name)
