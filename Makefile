@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-demo test-all clean-venv
+.PHONY: install demo test test-slow test-demo test-all clean-venv
 install:
 	@bash tools/install.sh
 
@@ -17,6 +17,10 @@ demo: install
 test: install
 	@$(PY) -m ruff check .
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+# The slow tests other than the demo: the real ViT-B / ViT-L configs on full-size scenes (.ci/run runs them)
+test-slow: install
+	@$(PY) -m pytest -q -m slow --ignore tests/test_demo.py $(PYTEST_ARGS) tests
 
 # `make demo` from a fresh clone of this repository, its table checked (slow; .ci/run runs it after `make test`)
 test-demo: install
