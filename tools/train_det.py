@@ -41,8 +41,14 @@ from torch.multiprocessing import ProcessRaisedException  # noqa: E402
 from asl.cli import UserError, add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.engine import launch as launcher  # noqa: E402
 from asl.engine.runtime import EXIT_PREEMPTED, StopSignals, exit_when_preempted  # noqa: E402
-from transfer.detection.data import prepare_datasets  # noqa: E402
-from transfer.detection.engine import claim_output_dir, join_external_launch, load_config, run  # noqa: E402
+from transfer.detection.data import prepare_datasets, use_own_dataset  # noqa: E402
+from transfer.detection.engine import (  # noqa: E402
+    claim_output_dir,
+    join_external_launch,
+    load_config,
+    own_dataset_paths,
+    run,
+)
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "detection",
                               "mask_rcnn_vitdet_toy_1000it.py")
@@ -59,6 +65,11 @@ def parse_args(argv=None):
     add_run_options(parser, "detection", init="a file of tools/convert_ckpt.py --to detectron2 (sets "
                     "train.init_checkpoint)", resume_help="continue the output directory's run from its "
                     "last_checkpoint ('auto', also when --resume is given alone); a new run when there is none")
+    own = parser.add_argument_group("your own COCO-format set (instead of the config's datasets; classes from its "
+                                    "categories, boxes only when it has no masks)")
+    for split in ("train", "val"):
+        own.add_argument(f"--{split}-annotations", metavar="JSON", help=f"{split} annotation file (COCO format)")
+        own.add_argument(f"--{split}-images", metavar="DIR", help=f"folder of the {split} images")
     parser.add_argument("--time-limit-min", type=float, metavar="MIN",
                         help="stop cleanly after MIN minutes of training with a resumable checkpoint (then --resume)")
     parser.add_argument("opts", nargs="*", metavar="[CONFIG] key=value",
@@ -92,6 +103,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config_file, args.opts, args.output_dir)
+    own = own_dataset_paths(args)
+    if own:
+        summary = use_own_dataset(cfg, own)
+        print(f"your dataset: {len(summary['classes'])} classes ({', '.join(summary['classes'])}), "
+              f"{'boxes and masks' if summary['masks'] else 'boxes only (no masks in the annotations)'}", flush=True)
     if cfg.train.output_dir in ("", "./output", "output"):  # detectron2's default: use the house layout
         name = os.path.splitext(os.path.basename(args.config_file))[0]
         args.output_dir = cfg.train.output_dir = os.path.join("work_dirs", "detection", name)

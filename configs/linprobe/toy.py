@@ -1,7 +1,7 @@
 # Toy linear probing: the toy ViT on the toy classification set (a square crop around each object of the toy
 # scenes, 1.5x its box, resized to 64 px; label = its shape; asl.data.toy.classification_objects), CPU, minutes.
 # Random crops keep >= 35 % of the area so the object stays in view (with data.cache_features=True, as the
-# pipelines use it, there are no random crops); the 128 px encoder's positions are resized to the 4x4 grid.
+# pipelines use it, there are no random crops); the encoder is the toy pretraining one, at its own 64 px.
 _base_ = "base.py"
 cfg = dict(
     model=dict(arch="vit_toy_patch8", img_size=64),

@@ -78,6 +78,50 @@ def register_datasets(root: str):
         register_coco_instances(name, {}, os.path.join(root, annotations), os.path.join(root, images))
 
 
+CUSTOM = {"train": "asl_custom_train", "val": "asl_custom_val"}  # a user's own set, given by paths
+
+
+def use_own_dataset(cfg, paths: dict) -> dict:
+    """Point `cfg` at a user's COCO-format set given by paths ({train,val}_{annotations,images}; both splits, or
+    val only for evaluation), registered as asl_custom_{train,val} in this process (call it in every process).
+    The class count comes from the annotation file's categories (ids need not be contiguous: detectron2 maps them
+    to 0..K-1 and back for evaluation); a train set without any mask trains and evaluates boxes only. Returns a
+    summary: classes, whether masks are used."""
+    splits = [s for s in ("train", "val") if paths.get(f"{s}_annotations")]
+    if "val" not in splits:
+        raise UserError("your own dataset needs at least --val-annotations and --val-images (and --train-... to "
+                        "train)")
+    for split in splits:
+        images = paths.get(f"{split}_images")
+        if not images:
+            raise UserError(f"--{split}-annotations is given but --{split}-images is not")
+        annotations, images = os.path.abspath(paths[f"{split}_annotations"]), os.path.abspath(images)
+        check_coco_file(annotations, images, f"--{split}-annotations")
+        name = CUSTOM[split]
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register_coco_instances(name, {}, annotations, images)
+        SPLITS[name] = ("custom", images, annotations)
+    with open(os.path.abspath(paths[f"{splits[0]}_annotations"])) as f:
+        data = json.load(f)
+    classes = [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+    masks = any(a.get("segmentation") for a in data["annotations"] if not a.get("iscrowd", 0))
+    if "train" in splits:
+        cfg.dataloader.train.dataset.names = CUSTOM["train"]
+        if not masks:  # LSJ recomputes boxes from the cropped masks; without masks the cropped boxes are kept
+            cfg.dataloader.train.mapper.use_instance_mask = False
+            cfg.dataloader.train.mapper.recompute_boxes = False
+    cfg.dataloader.test.dataset.names = CUSTOM["val"]
+    cfg.dataloader.evaluator.dataset_name = CUSTOM["val"]
+    cfg.model.roi_heads.num_classes = len(classes)
+    if not masks:  # boxes only: no mask head, and the evaluator scores boxes
+        for key in ("mask_in_features", "mask_pooler", "mask_head"):
+            cfg.model.roi_heads[key] = None
+        cfg.dataloader.evaluator.tasks = ("bbox",)
+    return {"classes": classes, "masks": masks}
+
+
 def dataset_names(cfg, eval_only: bool = False) -> list:
     """The dataset names a LazyConfig's loaders use (train first, unless eval_only)."""
     names = []
@@ -91,7 +135,8 @@ def dataset_names(cfg, eval_only: bool = False) -> list:
 
 
 def family(names) -> str:
-    """"coco", "toy_scenes", or the first name itself for other registered datasets (metrics.json's dataset)."""
+    """"coco", "toy_scenes", "custom" (a set given by paths), or the first name itself for other registered
+    datasets (metrics.json's dataset)."""
     for name in names:
         if name in SPLITS:
             return SPLITS[name][0]
@@ -108,6 +153,10 @@ def prepare_datasets(cfg, data_root: str = None, eval_only: bool = False) -> dic
     root = resolve_root(data_root)
     summaries = {}
     for name in dataset_names(cfg, eval_only):
+        if name in CUSTOM.values():
+            _, images, annotations = SPLITS[name]
+            summaries[name] = check_coco_file(annotations, images, name)
+            continue
         if name not in SPLITS:
             if name not in DatasetCatalog.list():
                 raise UserError(f"dataset {name!r} of the config is not registered; use one of "

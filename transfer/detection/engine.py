@@ -35,6 +35,7 @@ from .data import (
     match_mask_format,
     register_datasets,
     resolve_root,
+    use_own_dataset,
 )
 
 logger = logging.getLogger("detectron2.asl")
@@ -388,6 +389,12 @@ def do_eval_only(cfg, resume: bool = False, init_method: str = None, summaries=N
     return write_metrics(cfg, results, iterations, time.time() - start, init, summaries)
 
 
+def own_dataset_paths(args) -> dict:
+    """The paths of a user's own COCO-format set given on the command line ({} when none)."""
+    keys = [f"{split}_{kind}" for split in ("train", "val") for kind in ("annotations", "images")]
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None)}
+
+
 def run(args):
     """What one process runs under detectron2's `launch`: install the loaders' worker hook, register the datasets,
     set up logging, train or evaluate. `args` carries config_file, opts, output_dir, data_root, resume, eval_only,
@@ -395,6 +402,8 @@ def run(args):
     cfg = load_config(args.config_file, args.opts, args.output_dir)
     install_worker_init()
     register_datasets(resolve_root(args.data_root))
+    if own_dataset_paths(args):
+        use_own_dataset(cfg, own_dataset_paths(args))
     resolve_device(cfg)
     summaries = getattr(args, "dataset_summaries", None)
     match_mask_format(cfg, summaries)

@@ -1,0 +1,51 @@
+"""Detection on a user's own COCO-format set given by paths: the toy scenes laid out as a foreign set (other class
+names, non-contiguous category ids, in a folder of their own), with masks and boxes only."""
+import json
+
+import pytest
+from det_helpers import FAST, TINY, load_tool
+
+NAMES = {1: (10, "coin"), 2: (3, "tile"), 3: (42, "wedge"), 4: (7, "hoop")}  # toy id -> (foreign id, name)
+
+
+def foreign_set(small_root, folder, masks=True):
+    """The toy scenes' annotation files rewritten with foreign category ids and names (and no masks)."""
+    folder.mkdir()
+    paths = {}
+    for split in ("train", "val"):
+        data = json.loads((small_root / "toy_scenes" / "coco" / "annotations" / f"instances_{split}.json").read_text())
+        data["categories"] = [{"id": NAMES[c["id"]][0], "name": NAMES[c["id"]][1]} for c in data["categories"]][::-1]
+        for ann in data["annotations"]:
+            ann["category_id"] = NAMES[ann["category_id"]][0]
+            if not masks:
+                del ann["segmentation"]
+        (folder / f"{split}.json").write_text(json.dumps(data))
+        paths[split] = [f"--{split}-annotations", str(folder / f"{split}.json"),
+                        f"--{split}-images", str(small_root / "toy_scenes" / "coco" / split)]
+    return [*paths["train"], *paths["val"]]
+
+
+@pytest.mark.parametrize("masks", [True, False], ids=["masks", "boxes_only"])
+def test_a_foreign_coco_set_trains_and_evaluates_by_paths(small_root, tmp_path, capsys, masks):
+    out = tmp_path / "run"
+    load_tool("train_det").main([*foreign_set(small_root, tmp_path / "foreign", masks), "--output-dir", str(out),
+                                 *TINY, *FAST])
+    said = capsys.readouterr().out
+    assert "your dataset: 4 classes (tile, hoop, coin, wedge)" in said  # in category-id order
+    assert ("boxes and masks" if masks else "boxes only") in said
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "custom" and metrics["iterations"] == 2
+    assert "box_AP" in metrics["metrics"] and ("mask_AP" in metrics["metrics"]) == masks
+    classes = {name for _, name in NAMES.values()}
+    assert metrics["per_category_AP"]["box"] and set(metrics["per_category_AP"]["box"]) <= classes
+    assert ("mask" in metrics["per_category_AP"]) == masks
+    config = (out / "config.yaml").read_text()
+    assert "num_classes: 4" in config and "asl_custom_train" in config
+
+
+def test_own_data_needs_both_paths_of_a_split(small_root, tmp_path, capsys):
+    args = foreign_set(small_root, tmp_path / "foreign")
+    with pytest.raises(SystemExit) as stop:
+        load_tool("train_det").main([*args[:6], "--output-dir", str(tmp_path / "run"), *TINY, *FAST])
+    assert stop.value.code == 2
+    assert "--val-annotations is given but --val-images is not" in capsys.readouterr().err
