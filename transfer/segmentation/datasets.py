@@ -120,6 +120,110 @@ def _suffixes(ds):
                                                                            defaults.get("seg_map_suffix", ".png"))
 
 
+def read_classes(spec: str) -> list:
+    """--classes: a comma-separated list, or a file with one class name per line."""
+    if os.path.isfile(spec):
+        with open(spec) as f:
+            names = [line.strip() for line in f if line.strip()]
+    else:
+        names = [name.strip() for name in spec.split(",") if name.strip()]
+    if len(names) < 2 or len(set(names)) < len(names):
+        raise UserError(f"--classes {spec!r}: give at least two distinct class names (a comma-separated list or a "
+                        "file with one name per line)")
+    return names
+
+
+def _image_suffix(folder: str) -> str:
+    counts = {}
+    for name in os.listdir(folder):
+        ext = os.path.splitext(name)[1]
+        if ext.lower() in IMAGE_EXTENSIONS:
+            counts[ext] = counts.get(ext, 0) + 1
+    if not counts:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return max(counts, key=counts.get)
+
+
+def check_label_maps(images: str, labels: str, num_classes: int, ignore_index: int, reduce_zero_label: bool,
+                     img_suffix: str, seg_suffix: str = ".png") -> int:
+    """Every image of `images` has a label map in `labels` of its size whose values are classes (after the zero
+    reduction) or the ignore index: one line naming the first file that is not. Returns the number of pairs."""
+    import numpy as np
+    from PIL import Image
+
+    pairs = 0
+    for name in sorted(os.listdir(images)):
+        if not name.endswith(img_suffix):
+            continue
+        stem = name[:-len(img_suffix)]
+        label_path = os.path.join(labels, stem + seg_suffix)
+        if not os.path.exists(label_path):
+            raise UserError(f"{os.path.join(images, name)} has no label map {label_path}")
+        try:
+            with Image.open(os.path.join(images, name)) as im:
+                size = im.size
+            with Image.open(label_path) as lm:
+                label = np.asarray(lm)
+        except OSError as err:
+            raise UserError(f"cannot read {os.path.join(images, name)} or its label map ({err})") from None
+        if label.ndim != 2 or (label.shape[1], label.shape[0]) != size:
+            raise UserError(f"{label_path} is {label.shape[1]}x{label.shape[0]}"
+                            f"{'' if label.ndim == 2 else ' with several channels'}, its image {name} is "
+                            f"{size[0]}x{size[1]}: a label map is one channel of class indices at the image's size")
+        values = np.unique(label).astype(np.int64)
+        if reduce_zero_label:
+            values = np.where(values == 0, ignore_index, values - 1)
+        bad = values[(values >= num_classes) & (values != ignore_index)]
+        if len(bad):
+            raw = int(bad[0]) + (1 if reduce_zero_label else 0)
+            raise UserError(f"{label_path} holds label {raw}, beyond the {num_classes} classes"
+                            f"{' (0 is ignored, 1 is the first class)' if reduce_zero_label else ''} and not the "
+                            f"ignore index {ignore_index}")
+        pairs += 1
+    if not pairs:
+        raise UserError(f"{images} holds no {img_suffix} images")
+    return pairs
+
+
+def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255, reduce_zero_label: bool = False):
+    """Point `cfg` at a user's label-map set: image and label folders per split ({train,val}_{images,labels}), its
+    class names, the ignore index and whether label 0 means "ignore" (ADE20K's convention) rather than a class.
+    The heads' class count and ignore index follow; every label map is checked first (check_label_maps)."""
+    splits = [s for s in ("train", "val") if paths.get(f"{s}_images") or paths.get(f"{s}_labels")]
+    if "val" not in splits:
+        raise UserError("your own label maps need at least --val-images and --val-labels (and --train-... to train)")
+    for split in splits:
+        for kind in ("images", "labels"):
+            folder = paths.get(f"{split}_{kind}")
+            if not folder:
+                other = "labels" if kind == "images" else "images"
+                raise UserError(f"--{split}-{other} is given but --{split}-{kind} is not")
+            if not os.path.isdir(folder):
+                raise UserError(f"--{split}-{kind} {folder} is not a folder")
+    for split in splits:
+        images, labels = (os.path.abspath(paths[f"{split}_{k}"]) for k in ("images", "labels"))
+        suffix = _image_suffix(images)
+        check_label_maps(images, labels, len(classes), ignore_index, reduce_zero_label, suffix)
+        dataset = dict(type="BaseSegDataset", data_root="", metainfo=dict(classes=tuple(classes)),
+                       data_prefix=dict(img_path=images, seg_map_path=labels), img_suffix=suffix,
+                       seg_map_suffix=".png", reduce_zero_label=reduce_zero_label, ignore_index=ignore_index)
+        loaders = ["train_dataloader"] if split == "train" else ["val_dataloader", "test_dataloader"]
+        for loader in loaders:
+            pipeline = cfg[loader]["dataset"].get("pipeline")
+            for step in pipeline or []:
+                if step.get("type") == "LoadAnnotations":
+                    step["reduce_zero_label"] = reduce_zero_label
+            cfg[loader]["dataset"] = dict(dataset, pipeline=pipeline)
+    for head in ("decode_head", "auxiliary_head"):
+        if cfg.model.get(head):
+            cfg.model[head]["num_classes"] = len(classes)
+            cfg.model[head]["ignore_index"] = ignore_index
+    for evaluator in ("val_evaluator", "test_evaluator"):
+        if cfg.get(evaluator):
+            cfg[evaluator]["ignore_index"] = ignore_index
+    cfg.run_info = dict(cfg.get("run_info") or {}, dataset="custom")
+
+
 def set_data_root(cfg, root):
     """Point every dataset of the config at `root` (the folder holding images/ and annotations/)."""
     for _, ds in _datasets(cfg):

@@ -31,7 +31,7 @@ from asl.engine.runtime import (
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from .checkpoint import install_safe_loader
-from .datasets import check_data_roots, set_data_root
+from .datasets import check_data_roots, read_classes, set_data_root, use_own_label_maps
 from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
 from .metrics import PER_CLASS_PREFIX
 
@@ -123,6 +123,17 @@ events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
     add_run_options(parser, "segmentation", init="a file of tools/convert_ckpt.py --to mmseg")
     parser.add_argument("--data-path", metavar="DIR", help="the dataset's folder holding images/ and annotations/ "
                                                            "(default: the config's data_root under the dataset root)")
+    own = parser.add_argument_group("your own label maps (instead of the config's datasets; the heads get the "
+                                    "class count)")
+    for split in ("train", "val"):
+        own.add_argument(f"--{split}-images", metavar="DIR", help=f"folder of the {split} images")
+        own.add_argument(f"--{split}-labels", metavar="DIR", help=f"folder of the {split} label maps (.png, one "
+                         "channel of class indices, named as the images)")
+    own.add_argument("--classes", metavar="A,B,...|FILE", help="the class names, in label order (a list or a file "
+                     "with one name per line)")
+    own.add_argument("--ignore-index", type=int, default=255, help="the label that is no class (default 255)")
+    own.add_argument("--reduce-zero-label", action="store_true", help="label 0 is 'other', ignored (ADE20K's "
+                     "convention); class i is label i + 1")
     parser.add_argument("--resume-from", dest="resume", help=argparse.SUPPRESS)
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; needs a GPU)")
     parser.add_argument("--eval-only", metavar="CKPT", help="evaluate this mmengine checkpoint on the test split")
@@ -303,6 +314,15 @@ def prepare(args) -> Config:
             loader.persistent_workers = False  # PyTorch refuses persistent workers without workers
     if args.data_path:
         set_data_root(cfg, args.data_path)
+    own = {k: getattr(args, k) for k in ("train_images", "train_labels", "val_images", "val_labels")
+           if getattr(args, k, None)}
+    if own or args.classes:
+        if not args.classes:
+            raise UserError("your own label maps need --classes (the class names in label order)")
+        classes = read_classes(args.classes)
+        use_own_label_maps(cfg, own, classes, args.ignore_index, args.reduce_zero_label)
+        print(f"your dataset: {len(classes)} classes ({', '.join(classes)}), ignore index {args.ignore_index}"
+              f"{', label 0 ignored' if args.reduce_zero_label else ''}", flush=True)
     configure_amp(cfg, args.amp)
     init_cfg = cfg.model.backbone.get("init_cfg") or ConfigDict(type="Pretrained", checkpoint=None)
     if args.init:

@@ -1,0 +1,60 @@
+"""Segmentation on a user's own label maps given by paths: the toy scenes' label maps in folders of their own with
+other class names (and, with --reduce-zero-label, ADE20K's convention), trained a few iterations; bad label maps
+are one line naming the file, before anything is built."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .test_train_seg import TINY_CONFIG, run_tool, user_error
+
+CLASSES = "sky,coin,tile,wedge,hoop,kite"  # the toy's background and four shapes renamed, and one never seen
+
+
+def own_set(toy_root, folder, shift=0):
+    """The toy split copied to <folder>/{train,val}_{images,labels}; labels + `shift` (1: 0 becomes 'other')."""
+    args = []
+    for split, ade in (("train", "training"), ("val", "validation")):
+        images, labels = folder / f"{split}_images", folder / f"{split}_labels"
+        shutil.copytree(toy_root / "ade" / "images" / ade, images)
+        labels.mkdir(parents=True)
+        for path in sorted((toy_root / "ade" / "annotations" / ade).iterdir()):
+            Image.fromarray((np.asarray(Image.open(path)) + shift).astype(np.uint8)).save(labels / path.name)
+        args += [f"--{split}-images", images, f"--{split}-labels", labels]
+    return args
+
+
+@pytest.mark.parametrize("reduce", [False, True], ids=["zero_is_a_class", "reduce_zero_label"])
+def test_own_label_maps_train_and_report_iou_per_class_name(toy_root, tmp_path, capsys, reduce):
+    extra = ["--reduce-zero-label"] if reduce else []
+    classes = CLASSES.split(",")
+    run_tool(TINY_CONFIG, *own_set(toy_root, tmp_path / "own", shift=int(reduce)), "--classes", CLASSES, *extra,
+             "--work-dir", tmp_path / "run")
+    assert f"your dataset: 6 classes ({CLASSES.replace(',', ', ')})" in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["dataset"] == "custom" and "mIoU" in record["metrics"]
+    assert record["per_class_IoU"] and set(record["per_class_IoU"]) <= set(classes)
+    assert record["per_class_IoU"].get("kite", 0.0) == 0.0  # never in the labels: predicted or not, IoU 0
+    (config,) = (tmp_path / "run").glob("*.py")  # the run's resolved config: the heads have the set's classes
+    assert config.read_text().count("num_classes=6") == 2
+
+
+def test_bad_label_maps_are_one_line_errors_naming_the_file(toy_root, tmp_path, capsys):
+    args = own_set(toy_root, tmp_path / "own")
+    labels = tmp_path / "own" / "val_labels"
+    first = sorted(labels.iterdir())[0]
+    original = Image.open(first).copy()
+    original.resize((original.width // 2, original.height // 2)).save(first)
+    message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "a")
+    assert str(first) in message and "its image" in message
+    beyond = np.asarray(original).copy()
+    beyond[0, 0] = 7  # classes 0-5, ignore index 255
+    Image.fromarray(beyond).save(first)
+    message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "b")
+    assert str(first) in message and "holds label 7, beyond the 6 classes" in message
+    assert "need --classes" in user_error(capsys, TINY_CONFIG, *args, "--work-dir", tmp_path / "c")
+    assert "at least two distinct class names" in user_error(capsys, TINY_CONFIG, *args, "--classes", "a,a",
+                                                             "--work-dir", tmp_path / "d")
+    assert not any((tmp_path / d).exists() for d in "abcd")  # refused before anything was written
