@@ -11,6 +11,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,6 +96,22 @@ class Pipeline:
 
     def path(self, *parts):
         return os.path.join(self.work_dir, *parts)
+
+    def fill(self, stage: str, items) -> list:
+        """A stage's overrides or args with `{name}` replaced by the config's `paths.name` (a user's own data);
+        a path the stage needs and the config leaves empty is a one-line error."""
+        paths, out = self.cfg.get("paths") or {}, []
+        for item in items:
+            for name in re.findall(r"{(\w+)}", item):
+                if name not in paths:
+                    raise UserError(f"{stage}: {item!r} names {{{name}}}, which is not in the config's paths "
+                                    f"({', '.join(paths) or 'none'})")
+                if paths[name] in (None, ""):
+                    raise UserError(f"{stage} needs paths.{name}: give it on the command line, e.g. "
+                                    f"paths.{name}=/data/...")
+                item = item.replace(f"{{{name}}}", str(paths[name]))
+            out.append(item)
+        return out
 
     @property
     def pretrained_methods(self):
@@ -278,8 +295,9 @@ class Pipeline:
     def steps_pretrain(self):
         p = self.cfg["pretrain"]
         return [Step(f"pretrain {m}", "pretrain",
-                     _tool("tools.pretrain", p.get("nproc", 1)) + [p["configs"][m], *p.get("overrides", []),
-                                                                "--output-dir", self.path("pretrain", m)],
+                     _tool("tools.pretrain", p.get("nproc", 1)) + [
+                         p["configs"][m], *self.fill("pretrain", p.get("overrides", [])),
+                         *self.fill("pretrain", p.get("args", [])), "--output-dir", self.path("pretrain", m)],
                      self.path("pretrain", m, "metrics.json"), alone=True) for m in self.pretrained_methods]
 
     def steps_visualize(self):
@@ -327,9 +345,10 @@ class Pipeline:
             else:
                 init_args = ["--init", self.converted(m, task.init), "--init-name", m]
                 needs = (f"convert {m} {task.init}",)
-            cmd = _tool(task.tool, c.get("nproc", 1)) + [c["config"], *c.get("overrides", []), *init_args,
-                                                         "--output-dir", self.path(task.name, m),
-                                                         *(task.extra_args(c) if task.extra_args else [])]
+            cmd = _tool(task.tool, c.get("nproc", 1)) + [c["config"], *self.fill(task.name, c.get("overrides", [])),
+                                                         *init_args, "--output-dir", self.path(task.name, m),
+                                                         *(task.extra_args(c) if task.extra_args else []),
+                                                         *self.fill(task.name, c.get("args", []))]
             steps.append(Step(f"{task.name} {m}", task.name, cmd, self.path(task.name, m, "metrics.json"), needs))
         return steps
 
