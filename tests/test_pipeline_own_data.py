@@ -28,7 +28,8 @@ def own_paths(toy_root, folder):
         shutil.copytree(toy_root / "coco" / split, folder / f"det_{split}")
         shutil.copytree(toy_root / "ade" / "images" / ade, folder / f"seg_{split}")
         shutil.copytree(toy_root / "ade" / "annotations" / ade, folder / f"seg_{split}_labels")
-        paths.update({f"det_{split}": str(folder / f"{split}.json"), f"det_{split}_images": str(folder / f"det_{split}"),
+        paths.update({f"det_{split}": str(folder / f"{split}.json"),
+                      f"det_{split}_images": str(folder / f"det_{split}"),
                       f"seg_{split}_images": str(folder / f"seg_{split}"),
                       f"seg_{split}_labels": str(folder / f"seg_{split}_labels")})
     return paths
