@@ -1,4 +1,4 @@
-"""Every command the README, docs/cluster.md, docs/experiments.md and the tools' own help show parses with the tool
+"""Every command the README, every docs/*.md and the tools' own help show parses with the tool
 it names (config files it names exist): a renamed option or a moved config breaks this test, not a user's first try."""
 import importlib.util
 import os
@@ -52,8 +52,8 @@ def commands(text):
 
 
 def sources():
-    texts = {path: open(os.path.join(REPO, path)).read()
-             for path in ("README.md", "docs/usage.md", "docs/probes.md", "docs/cluster.md", "docs/experiments.md")}
+    docs = sorted(f"docs/{name}" for name in os.listdir(os.path.join(REPO, "docs")) if name.endswith(".md"))
+    texts = {path: open(os.path.join(REPO, path)).read() for path in ("README.md", *docs)}
     for name in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if name.endswith(".py"):
             texts[f"tools/{name}"] = load_tool(name[:-3]).__doc__ or ""
