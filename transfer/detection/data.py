@@ -238,6 +238,12 @@ def check_coco_file(json_file: str, image_dir: str, name: str = "dataset") -> di
         if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
                 or box[2] < 0 or box[3] < 0):
             raise bad(f"{where} has bbox {box!r}, expected [x, y, width, height] with width, height >= 0")
+        image = images[ann["image_id"]]
+        if not ann.get("iscrowd", 0) and (box[2] <= 0 or box[3] <= 0):
+            raise bad(f"{where} has bbox {box!r} of zero area")
+        if box[0] < -1 or box[1] < -1 or box[0] + box[2] > image["width"] + 1 or box[1] + box[3] > image["height"] + 1:
+            raise bad(f"{where} has bbox {box!r} outside its {image['width']}x{image['height']} image "
+                      f"{image['file_name']}")
         _check_segmentation(ann.get("segmentation"), images[ann["image_id"]], where, bad)
         rle += isinstance(ann.get("segmentation"), dict) and not ann.get("iscrowd", 0)  # the mapper drops crowds
         if not ann.get("iscrowd", 0):

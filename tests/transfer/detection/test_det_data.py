@@ -80,6 +80,9 @@ MALFORMED = {
     "RLE of another size": (lambda c: c["annotations"][2]["segmentation"].update(size=[64, 64]),
                             r"RLE of size \[64, 64\] but its image is 128x128"),
     "image file missing": (lambda c: c["images"][0].update(file_name="gone.png"), r"gone.png .* is not in"),
+    "zero-area box": (lambda c: c["annotations"][1].update(bbox=[5, 5, 0, 4]), r"has bbox \[5, 5, 0, 4\] of zero area"),
+    "box outside the image": (lambda c: c["annotations"][1].update(bbox=[100, 5, 40, 4]),
+                              r"has bbox \[100, 5, 40, 4\] outside its 128x128 image"),
 }
 
 
