@@ -273,3 +273,15 @@ def test_rle_masks_train_through_the_tool(small_root, tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["iterations"] == 2 and "box_AP" in metrics["metrics"]
     assert "instance_mask_format: bitmask" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_training_with_loader_workers_runs_and_exits(small_root, tmp_path):
+    """Two loader workers (every other detection test uses none): the run trains, evaluates and exits."""
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, TOOL, TOY, "--data-root", str(small_root), "--output-dir", str(out),
+                           *TINY, *FAST, "dataloader.train.num_workers=2", "dataloader.test.num_workers=2"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["iterations"] == 2
+    assert "num_workers: 2" in (out / "config.yaml").read_text()
