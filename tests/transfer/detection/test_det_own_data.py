@@ -1,6 +1,7 @@
 """Detection on a user's own COCO-format set given by paths: the toy scenes laid out as a foreign set (other class
 names, non-contiguous category ids, in a folder of their own), with masks and boxes only."""
 import json
+import re
 
 import pytest
 from det_helpers import FAST, TINY, load_tool
@@ -49,3 +50,52 @@ def test_own_data_needs_both_paths_of_a_split(small_root, tmp_path, capsys):
         load_tool("train_det").main([*args[:6], "--output-dir", str(tmp_path / "run"), *TINY, *FAST])
     assert stop.value.code == 2
     assert "--val-annotations is given but --val-images is not" in capsys.readouterr().err
+
+
+def _break(folder, change):
+    path = folder / "train.json"
+    data = json.loads(path.read_text())
+    change(data, folder)
+    path.write_text(json.dumps(data))
+
+
+def _unreadable(data, folder):
+    """A copy of the train images in which the first image is not an image."""
+    import shutil
+
+    images = folder / "images"
+    shutil.copytree(data["_images"], images)
+    (images / data["images"][0]["file_name"]).write_bytes(b"not an image")
+
+
+BAD = {
+    "missing image": (lambda d, f: d["images"][0].update(file_name="gone.png"), r"image gone.png of .* is not in"),
+    "unknown category id": (lambda d, f: d["annotations"][0].update(category_id=5),
+                            r"has category_id 5, which is not in 'categories'"),
+    "box outside the image": (lambda d, f: d["annotations"][0].update(bbox=[70, 1, 5, 5]),
+                              r"has bbox \[70, 1, 5, 5\] outside its 64x64 image"),
+    "zero-area box": (lambda d, f: d["annotations"][0].update(bbox=[1, 1, 5, 0]), r"bbox \[1, 1, 5, 0\] of zero area"),
+    "empty annotation file": (None, r"train.json is not valid JSON"),
+    "image of another size": (lambda d, f: d["images"][0].update(width=65), r"is 64x64, .*train.json says 65x64"),
+    "unreadable image": (_unreadable, r"cannot be read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_naming_the_file_before_training(small_root, tmp_path, capsys, case):
+    args = foreign_set(small_root, tmp_path / "foreign")
+    change, message = BAD[case]
+    folder = tmp_path / "foreign"
+    if change is None:
+        (folder / "train.json").write_text("")
+    elif change is _unreadable:
+        _break(folder, lambda d, f: _unreadable({**d, "_images": args[3]}, f))
+        args[3] = str(folder / "images")
+    else:
+        _break(folder, change)
+    with pytest.raises(SystemExit) as stop:
+        load_tool("train_det").main([*args, "--output-dir", str(tmp_path / "run"), *TINY, *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert re.search(message, err[0]), err[0]
+    assert not (tmp_path / "run").exists()  # nothing written

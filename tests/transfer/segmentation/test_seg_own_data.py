@@ -57,4 +57,9 @@ def test_bad_label_maps_are_one_line_errors_naming_the_file(toy_root, tmp_path, 
     assert "need --classes" in user_error(capsys, TINY_CONFIG, *args, "--work-dir", tmp_path / "c")
     assert "at least two distinct class names" in user_error(capsys, TINY_CONFIG, *args, "--classes", "a,a",
                                                              "--work-dir", tmp_path / "d")
-    assert not any((tmp_path / d).exists() for d in "abcd")  # refused before anything was written
+    Image.fromarray(np.asarray(original)).save(first)  # repaired
+    image = sorted((tmp_path / "own" / "val_images").iterdir())[0]
+    image.write_bytes(b"not an image")
+    message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "e")
+    assert "cannot read" in message and str(image) in message
+    assert not any((tmp_path / d).exists() for d in "abcde")  # refused before anything was written
