@@ -99,13 +99,13 @@ class Pipeline:
 
     def fill(self, stage: str, items) -> list:
         """A stage's overrides or args with `{name}` replaced by the config's `paths.name` (a user's own data);
-        a path the stage needs and the config leaves empty is a one-line error."""
+        a path the stage needs and the config leaves empty is a one-line error. Other `{...}` (the tools' own
+        {datasets} and {split}) are left to the tools."""
         paths, out = self.cfg.get("paths") or {}, []
         for item in items:
             for name in re.findall(r"{(\w+)}", item):
                 if name not in paths:
-                    raise UserError(f"{stage}: {item!r} names {{{name}}}, which is not in the config's paths "
-                                    f"({', '.join(paths) or 'none'})")
+                    continue
                 if paths[name] in (None, ""):
                     raise UserError(f"{stage} needs paths.{name}: give it on the command line, e.g. "
                                     f"paths.{name}=/data/...")
