@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 
@@ -408,8 +409,16 @@ def run(args):
     summaries = getattr(args, "dataset_summaries", None)
     match_mask_format(cfg, summaries)
     default_setup(cfg, args)
-    if args.eval_only:
-        return do_eval_only(cfg, args.resume, args.init_method, summaries)
-    return do_train(cfg, args.resume, args.init_method, summaries,
-                    time_limit_min=getattr(args, "time_limit_min", None))
+    try:
+        if args.eval_only:
+            return do_eval_only(cfg, args.resume, args.init_method, summaries)
+        return do_train(cfg, args.resume, args.init_method, summaries,
+                        time_limit_min=getattr(args, "time_limit_min", None))
+    finally:
+        # leave together and take the group down before exiting: a process that exits while gloo's threads
+        # still serve a peer can abort ("terminate called without an active exception")
+        if torch.distributed.is_initialized():
+            if not sys.exc_info()[0]:
+                comm.synchronize()
+            torch.distributed.destroy_process_group()
 
