@@ -203,7 +203,9 @@ def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255,
     for split in splits:
         images, labels = (os.path.abspath(paths[f"{split}_{k}"]) for k in ("images", "labels"))
         suffix = _image_suffix(images)
-        check_label_maps(images, labels, len(classes), ignore_index, reduce_zero_label, suffix)
+        print(f"checking the {split} label maps in {labels} (one read of each)", flush=True)
+        pairs = check_label_maps(images, labels, len(classes), ignore_index, reduce_zero_label, suffix)
+        print(f"  {pairs} image / label-map pairs", flush=True)
         dataset = dict(type="BaseSegDataset", data_root="", metainfo=dict(classes=tuple(classes)),
                        data_prefix=dict(img_path=images, seg_map_path=labels), img_suffix=suffix,
                        seg_map_suffix=".png", reduce_zero_label=reduce_zero_label, ignore_index=ignore_index)
