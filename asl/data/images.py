@@ -88,34 +88,60 @@ def _list_images_on_rank0(root: str, cache_file: str) -> list:
     return files
 
 
-class ImageFolder(Dataset):
-    """PIL RGB images of a folder tree; None for an unreadable file (with a warning)."""
+def rgb(img: Image.Image) -> Image.Image:
+    """The default decode: the whole image, as RGB."""
+    return img.convert("RGB")
 
-    def __init__(self, root: str, cache_file: str = None, max_pixels: int = None):
-        self.root = root
-        self.files = list_images(root, cache_file)
+
+class ImageFiles(Dataset):
+    """Images read through `open_file(index)` and decoded by `decode` (an opened, not yet decoded PIL image ->
+    sample; default: the RGB image). An unreadable image (truncated, empty, not an image, decompression bomb) is
+    None, with a warning naming it."""
+
+    def __init__(self, decode=None, max_pixels: int = None):
+        self.decode = decode or rgb
         self.max_pixels = max_pixels or Image.MAX_IMAGE_PIXELS
 
-    def __len__(self):
-        return len(self.files)
+    def open_file(self, index):
+        raise NotImplementedError
+
+    def describe(self, index) -> str:
+        raise NotImplementedError
 
     def load(self, index):
-        path = os.path.join(self.root, self.files[index])
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(self.open_file(index)) as img:
                 if img.width * img.height > self.max_pixels:
                     raise Image.DecompressionBombError(f"{img.width}x{img.height} exceeds {self.max_pixels} pixels")
-                return img.convert("RGB")
+                return self.decode(img)
 
     def __getitem__(self, index):
         try:
             img = self.load(index)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            warnings.warn(f"skipping unreadable image {self.files[index]!r}: {type(err).__name__}: {err}",
+            warnings.warn(f"skipping unreadable image {self.describe(index)}: {type(err).__name__}: {err}",
                           stacklevel=2)
             return None
         return img
+
+
+class ImageFolder(ImageFiles):
+    """The images of a folder tree (list_images), one file each."""
+
+    def __init__(self, root: str, cache_file: str = None, max_pixels: int = None, decode=None):
+        super().__init__(decode, max_pixels)
+        self.root = root
+        self.files = list_images(root, cache_file)
+
+    def __len__(self):
+        return len(self.files)
+
+    def open_file(self, index):
+        return os.path.join(self.root, self.files[index])
+
+    def describe(self, index) -> str:
+        return repr(self.files[index])
 
 
 @contextmanager

@@ -9,6 +9,11 @@ feature space instead.
 normalisation, as torchvision.transforms.v2 ops. The paper names them but gives no parameters; ours are the
 contrastive-learning values they come from (BYOL for jitter, grayscale and solarize, SimCLR for the blur), one view.
 """
+import math
+
+import numpy as np
+import torch
+from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
@@ -86,6 +91,62 @@ def pretrain_transform(kind: str, img_size: int):
     else:
         crop = cifar_crop(img_size)
     return crop_flip_normalize(crop, [global_augmentation(name, img_size) for name in augs])
+
+
+def has_fast_path(kind: str) -> bool:
+    """Whether `data.transform` can take DecodeCropFlip: MAE's crop + flip alone (the global augmentations work
+    on float images, the CIFAR crop on 32 px images where decoding costs nothing)."""
+    return parse_transform(kind) == ("mae", [])
+
+
+class DecodeCropFlip:
+    """MAE's pretraining crop and flip (RandomResizedCrop scale 0.2-1, ratio 3/4-4/3, bicubic; flip p 0.5) from an
+    opened, not yet decoded image to a uint8 CHW tensor, normalised later on the device by `to_model_input`.
+
+    The crop and flip are drawn with torchvision's own code in the same order as `pretrain_transform("mae")`, from
+    the image size in the header, so a seeded sample gets the same parameters either way. A JPEG is then decoded at
+    the smallest DCT scale (1/2, 1/4, 1/8) whose crop still covers the output size (PIL's `draft`), which is where
+    the speed comes from; other formats, and crops that need full resolution, decode in full and give exactly the
+    slow path's pixels. The output stays uint8 so workers send a quarter of the bytes."""
+
+    def __init__(self, img_size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), draft: bool = True):
+        self.img_size, self.scale, self.ratio, self.draft = img_size, scale, ratio, draft
+
+    def params(self, img: Image.Image):
+        """(top, left, height, width, flip): torchvision's RandomResizedCrop, then RandomHorizontalFlip's draw."""
+        top, left, height, width = T.RandomResizedCrop.get_params(img, list(self.scale), list(self.ratio))
+        return top, left, height, width, bool(torch.rand(1) < 0.5)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        return self.apply(img, *self.params(img))
+
+    def apply(self, img: Image.Image, top: int, left: int, height: int, width: int, flip: bool) -> torch.Tensor:
+        """The crop (in the full image's pixels) decoded, resized to img_size x img_size, flipped: uint8 CHW."""
+        size, (full_w, full_h) = self.img_size, img.size
+        reduce = max(size / width, size / height)
+        if self.draft and img.format == "JPEG" and reduce < 1:
+            img.draft("RGB", (math.ceil(full_w * reduce), math.ceil(full_h * reduce)))
+        sx, sy = img.size[0] / full_w, img.size[1] / full_h
+        img = img.convert("RGB")
+        box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+        # crop the whole pixels first, as torchvision does: a box on the uncropped image would let the bicubic
+        # kernel read pixels outside the crop
+        x0, y0 = math.floor(box[0]), math.floor(box[1])
+        region = img.crop((x0, y0, math.ceil(box[2]), math.ceil(box[3])))
+        out = region.resize((size, size), Image.BICUBIC, box=(box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+        if flip:
+            out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        return torch.from_numpy(np.array(out)).permute(2, 0, 1).contiguous()
+
+
+def to_model_input(imgs: torch.Tensor) -> torch.Tensor:
+    """A batch as the model takes it: uint8 batches (DecodeCropFlip's) are cast and normalised where they are, on
+    the device, with ToTensor's and Normalize's arithmetic; float batches are already normalised."""
+    if imgs.dtype != torch.uint8:
+        return imgs
+    mean = torch.tensor(IMAGENET_MEAN, device=imgs.device).view(1, -1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=imgs.device).view(1, -1, 1, 1)
+    return imgs.float().div(255).sub_(mean).div_(std)
 
 
 def eval_transform(img_size: int, crop_ratio: float = None):

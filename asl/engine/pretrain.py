@@ -12,8 +12,9 @@ from torch.nn.parallel import DistributedDataParallel
 from ..cli import UserError, dataset_root
 from ..data.cifar import CIFAR
 from ..data.images import ImageFolder, ResumableSampler, SeededSamples, Transformed, collate_skip_bad
+from ..data.shards import ShardedImages
 from ..data.toy import ensure_toy_scenes
-from ..data.transforms import pretrain_transform
+from ..data.transforms import DecodeCropFlip, has_fast_path, pretrain_transform, to_model_input
 from ..models import ARCHS, build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
@@ -25,27 +26,35 @@ TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the lo
 
 
 def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
-    """The unlabeled pretraining set: a folder of images (default: the toy scenes) or CIFAR-10/100 images.
-    `{datasets}` in paths stands for the dataset root ($ASL_DATASETS)."""
+    """The unlabeled pretraining set: a folder of images (default: the toy scenes), a shard set
+    (tools/make_shards.py) or CIFAR-10/100 images. `{datasets}` in paths stands for the dataset root
+    ($ASL_DATASETS). With data.fast_decode, MAE's transform decodes the fast way (DecodeCropFlip: uint8 out,
+    normalised on the device by the loop)."""
     transform = pretrain_transform(data_cfg["transform"], img_size)
     kind = data_cfg["dataset"]
     path = data_cfg.get("path") and data_cfg["path"].format(datasets=dataset_root())
     cache = data_cfg.get("file_list_cache") and data_cfg["file_list_cache"].format(datasets=dataset_root())
     if kind in ("cifar10", "cifar100"):
         return SeededSamples(Transformed(CIFAR(path or dataset_root(), kind, True), transform, pick=0), seed), kind
-    if kind != "folder":
-        raise UserError(f"data.dataset must be folder, cifar10 or cifar100, got {kind!r}")
-    if not path:
+    if kind not in ("folder", "shards"):
+        raise UserError(f"data.dataset must be folder, shards, cifar10 or cifar100, got {kind!r}")
+    fast = data_cfg.get("fast_decode", True) and has_fast_path(data_cfg["transform"])
+    decode = DecodeCropFlip(img_size) if fast else None
+    if kind == "shards":
+        if not path:
+            raise UserError("data.dataset=shards needs data.path, the folder tools/make_shards.py wrote")
+        images = ShardedImages(path, decode=decode)
+        name = os.path.basename(os.path.normpath(path))
+    elif not path:
         toy = os.path.join(dataset_root(), "toy_scenes")
         if rank == 0:
             ensure_toy_scenes(toy, **data_cfg.get("toy", {}))
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
-        path = os.path.join(toy, "unlabeled")
-        name = "toy_scenes"
+        images, name = ImageFolder(os.path.join(toy, "unlabeled"), decode=decode), "toy_scenes"
     else:
-        name = os.path.basename(os.path.normpath(path))
-    return SeededSamples(Transformed(ImageFolder(path, cache_file=cache), transform), seed), name
+        images, name = ImageFolder(path, cache_file=cache, decode=decode), os.path.basename(os.path.normpath(path))
+    return SeededSamples(images if fast else Transformed(images, transform), seed), name
 
 
 def run_pretrain(cfg: dict, run_dir: str, resume: str = None, force: bool = False) -> dict:
@@ -176,7 +185,7 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
             set_lr(optimizer, lr)
         sync = (progress["micro_in_epoch"] + 1) % accum == 0
         if imgs is not None:
-            imgs = imgs.to(session.device, non_blocking=True)
+            imgs = to_model_input(imgs.to(session.device, non_blocking=True))
             with session.accumulating(net, sync):
                 with session.autocast():
                     out = net(imgs)

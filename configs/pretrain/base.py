@@ -14,9 +14,11 @@ cfg = dict(
         decode_mode="batched",  # batched | sequential: the same losses; timings in docs/benchmarks.md
         chunk_size=4096, max_negatives=0,  # contrastive logits in chunks of rows; 0 = all masked patches
     ),
-    # dataset: folder | cifar10 | cifar100; path None = the toy scenes under $ASL_DATASETS (generated if absent,
-    # with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS
-    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None,
+    # dataset: folder | shards (tools/make_shards.py) | cifar10 | cifar100; path None = the toy scenes under
+    # $ASL_DATASETS (generated if absent, with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS.
+    # fast_decode: MAE's transform decodes JPEGs at a reduced DCT scale where the crop allows and sends uint8 to
+    # the device (docs/benchmarks.md); False is the PIL + torchvision path
+    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None, fast_decode=True,
               toy=dict(TOY_SCENES)),
     # global_batch: the recipe's total batch [paper: 4096], whatever the launch: batch_size is per process and
     # accum_iter is derived, global_batch / (batch_size x processes) (64 per GPU: 8 on 8 GPUs, 1 on 64); a launch

@@ -1,0 +1,97 @@
+"""The fast pretraining decode (DecodeCropFlip + to_model_input) against torchvision's MAE transform: the same
+crop and flip for the same seed, the same pixels where it decodes in full, and within a stated tolerance where it
+decodes a JPEG at a reduced DCT scale."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import functional as F
+
+from asl.data.images import seeded
+from asl.data.transforms import DecodeCropFlip, pretrain_transform, to_model_input
+from tools.benchmark_data import write_photos
+
+# A JPEG decoded at 1/2, 1/4 or 1/8 scale by libjpeg's scaled IDCT is not the full decode downscaled by PIL's
+# bicubic filter: per image, the mean absolute difference stays within this many grey levels of 255
+JPEG_MEAN_TOLERANCE = 2.0
+
+
+def slow_params(img, seed, size):
+    """The crop and flip torchvision's transform applies under `seed` (recorded from its functional calls)."""
+    calls = {}
+    real_crop, real_flip = F.resized_crop, F.hflip
+
+    def crop(img, top, left, height, width, *args, **kwargs):
+        calls["crop"] = (top, left, height, width)
+        return real_crop(img, top, left, height, width, *args, **kwargs)
+
+    def flip(img):
+        calls["flip"] = True
+        return real_flip(img)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "resized_crop", crop)
+        mp.setattr(F, "hflip", flip)
+        with seeded(seed):
+            out = pretrain_transform("mae", size)(img)
+    return (*calls["crop"], calls.get("flip", False)), out
+
+
+def test_the_same_seed_draws_the_same_crop_and_flip_and_the_crops_follow_maes_distribution(tmp_path):
+    Image.new("RGB", (640, 427)).save(tmp_path / "a.png")
+    img = Image.open(tmp_path / "a.png").convert("RGB")
+    fast = DecodeCropFlip(224)
+    drawn = []
+    for seed in range(300):
+        with Image.open(tmp_path / "a.png") as lazy, seeded(seed):
+            params = fast.params(lazy)
+        assert params == slow_params(img, seed, 224)[0], seed
+        drawn.append(params)
+    top, left, height, width, flip = map(np.array, zip(*drawn))
+    area, ratio = height * width / (640 * 427), width / height
+    # scale 0.2-1; large crops of extreme ratio do not fit a 3:2 image and are drawn again, so the mean is < 0.6
+    assert area.min() >= 0.19 and area.max() <= 1.0 and 0.35 < area.mean() < 0.6
+    assert ratio.min() >= 0.74 and ratio.max() <= 1.34  # ratio 3/4-4/3 (clipped to the image where needed)
+    assert 0.4 < flip.mean() < 0.6
+    assert (top >= 0).all() and (top + height <= 427).all() and (left + width <= 640).all()
+
+
+@pytest.mark.parametrize("size", [32, 61])
+def test_a_png_gives_exactly_the_slow_paths_tensor(tmp_path, size):
+    pixels = np.random.default_rng(0).integers(0, 256, (53, 97, 3), dtype=np.uint8)  # odd sizes
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    img = Image.open(tmp_path / "a.png").convert("RGB")
+    for seed in range(20):
+        with Image.open(tmp_path / "a.png") as lazy, seeded(seed):
+            out = DecodeCropFlip(size)(lazy)
+        assert out.dtype == torch.uint8 and out.shape == (3, size, size)
+        assert torch.equal(to_model_input(out[None])[0], slow_params(img, seed, size)[1]), seed
+
+
+def test_a_jpeg_decoded_at_reduced_scale_stays_within_the_tolerance(tmp_path):
+    write_photos(str(tmp_path), 10)
+    fast, reduced = DecodeCropFlip(224), 0
+    for n in range(10):
+        path = tmp_path / f"{n:06d}.jpg"
+        full = Image.open(path).convert("RGB")
+        w, h = full.size
+        # fixed crops from the whole image (decoded at 1/2 scale) to the smallest (decoded in full)
+        for top, left, height, width in ((0, 0, h, w), (10, 20, h - 30, w - 60), (h // 4, w // 4, h // 2, w // 2)):
+            with Image.open(path) as lazy:
+                out = fast.apply(lazy, top, left, height, width, flip=bool(n % 2))
+                reduced += lazy.size != (w, h)
+            slow = F.resized_crop(full, top, left, height, width, [224, 224], F.InterpolationMode.BICUBIC)
+            if n % 2:
+                slow = F.hflip(slow)
+            diff = np.abs(out.permute(1, 2, 0).numpy().astype(float) - np.asarray(slow, dtype=float))
+            assert diff.mean() <= JPEG_MEAN_TOLERANCE, (n, top, left, height, width, diff.mean())
+    assert reduced >= 10  # the reduced-scale decode did happen
+
+
+def test_normalisation_on_the_device_is_totensor_then_normalize():
+    batch = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    expected = torch.stack([F.normalize(F.to_tensor(F.to_pil_image(x)), (0.485, 0.456, 0.406),
+                                        (0.229, 0.224, 0.225)) for x in batch])
+    assert torch.equal(to_model_input(batch), expected)
+    floats = torch.randn(2, 3, 4, 4)
+    assert to_model_input(floats) is floats
