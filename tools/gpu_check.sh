@@ -33,8 +33,8 @@ step pretrain_b128_levers "$PY" tools/benchmark_pretrain.py --batch 128 --amp bf
   --compile --fused --peak-tflops "$PEAK" --json "$OUT/pretrain_b128_levers.json"
 step pretrain_ibot_b32 "$PY" tools/benchmark_pretrain.py --batch 32 --amp bf16 --steps 8 --warmup 3 --rounds 1 \
   --modes mae,asl_batched,asl_sequential,ibot --peak-tflops "$PEAK" --json "$OUT/pretrain_ibot_b32.json"
-step data "$PY" tools/benchmark_data.py --images 768 --workers 4,8,16 --arch vit_base_patch16 --batch 64 \
-  --batches 10 --json "$OUT/data.json"
+step data "$PY" tools/benchmark_data.py --images 1024 --workers 1,8,16 --arch vit_base_patch16 --batch 64 \
+  --batches 12 --json "$OUT/data.json"
 step scenes "$PY" tools/make_toy_data.py --out "$DATA/toy_scenes" --size 640 --num-unlabeled 0 --num-train 64 \
   --num-val 8 --standard-layouts "$DATA"
 step detection "$PY" tools/train_det.py configs/coco_vitb.py --data-root "$DATA" --output-dir "$OUT/detection" \

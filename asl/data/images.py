@@ -146,17 +146,22 @@ class ImageFolder(ImageFiles):
 
 @contextmanager
 def seeded(seed: int):
-    """torch's, Python's and NumPy's global RNGs seeded with `seed` inside the block and restored after it."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2 ** 32)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    """torch's (CPU), Python's and NumPy's global RNGs seeded with `seed` inside the block and restored after it,
+    except in a loader worker, whose RNGs serve only its samples (saving and restoring NumPy's state costs more
+    than a fast decode's crop)."""
+    restore = torch.utils.data.get_worker_info() is None
+    if restore:
+        states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    torch.default_generator.manual_seed(seed)  # torch.manual_seed would also seed every accelerator: slower
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    try:
+        yield
+    finally:
+        if restore:
+            torch.set_rng_state(states[0])
+            random.setstate(states[1])
+            np.random.set_state(states[2])
 
 
 class SeededSamples(Dataset):

@@ -113,13 +113,15 @@ def member_name(key: int, rel: str) -> str:
     return f"{key:09d}{os.path.splitext(rel)[1].lower()}"
 
 
-def pack_shards(src: str, dst: str, per_shard: int = 10_000, shuffle_seed: int = None, log=print) -> dict:
-    """Pack the images under `src` (list_images: sorted, or shuffled with `shuffle_seed`) into tar shards of
-    `per_shard` images under `dst`, then write index.json (last, so a set without one is incomplete). A rerun
-    keeps the shards that are already complete and hold the expected members. Returns the index."""
+def pack_shards(src: str, dst: str, per_shard: int = 10_000, shuffle_seed: int = None, files: list = None,
+                log=print) -> dict:
+    """Pack the images under `src` (`files`, relative paths; default list_images: sorted, or shuffled with
+    `shuffle_seed`) into tar shards of `per_shard` images under `dst`, then write index.json (last, so a set
+    without one is incomplete). A rerun keeps the shards that are already complete and hold the expected members.
+    Returns the index."""
     if per_shard < 1:
         raise UserError(f"--per-shard must be at least 1, got {per_shard}")
-    files = list_images(src)
+    files = list_images(src) if files is None else files
     if shuffle_seed is not None:
         files = [files[i] for i in np.random.default_rng(shuffle_seed).permutation(len(files))]
     os.makedirs(dst, exist_ok=True)
