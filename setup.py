@@ -22,7 +22,7 @@ setup(
         "pycocotools",  # the object probes read COCO-format instance masks
     ],
     extras_require={
-        "detection": ["detectron2", "pycocotools", "fvcore==0.1.5.post20221221", "iopath==0.1.9"],
+        "detection": ["detectron2", "pycocotools", "shapely", "fvcore==0.1.5.post20221221", "iopath==0.1.9"],
         "segmentation": ["mmcv==2.1.0", "mmengine==0.10.7", "mmsegmentation==1.2.2", "ftfy", "regex"],
     },
 )

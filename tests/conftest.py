@@ -8,7 +8,8 @@ from asl.data.toy import write_toy_scenes
 # `make test` stops at the session start with one line naming the framework. Nothing the tests use is optional.
 REQUIRED_FRAMEWORKS = {
     "torch": "everything", "timm": "the ViT blocks, RandAugment, mixup", "pycocotools": "COCO evaluation",
-    "detectron2": "detection transfer (transfer/detection)", "mmengine": "segmentation transfer's runner",
+    "detectron2": "detection transfer (transfer/detection)",
+    "shapely": "detectron2's LSJ crop of polygon masks (the COCO recipe)", "mmengine": "segmentation transfer's runner",
     "mmcv": "segmentation transfer's ops", "mmseg": "segmentation transfer (transfer/segmentation)",
 }
 

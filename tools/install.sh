@@ -39,7 +39,7 @@ done_step
 
 step "numpy<2, headless OpenCV and pure-Python dependencies"
 $PIP 'numpy<2' opencv-python-headless==4.11.0.86 timm 'fvcore==0.1.5.post20221221' 'iopath==0.1.9' \
-  pycocotools pytest tensorboard matplotlib 'omegaconf<2.4' hydra-core yacs tabulate cloudpickle termcolor \
+  pycocotools shapely pytest tensorboard matplotlib 'omegaconf<2.4' hydra-core yacs tabulate cloudpickle termcolor \
   tqdm scipy addict rich yapf prettytable ftfy regex safetensors packaging pillow ruff
 done_step
 
@@ -87,7 +87,7 @@ $PIP --no-deps --no-build-isolation -e .
 done_step
 
 step "import check"
-$PY -c "import torch, torchvision, timm, detectron2, mmcv, mmcv.ops, mmengine, mmseg, pycocotools, asl, transfer; print('  torch', torch.__version__, '| detectron2', detectron2.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__)"
+$PY -c "import torch, torchvision, timm, detectron2, shapely, mmcv, mmcv.ops, mmengine, mmseg, pycocotools, asl, transfer; print('  torch', torch.__version__, '| detectron2', detectron2.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__)"
 done_step
 
 echo "$want" > "$STAMP"
