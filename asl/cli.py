@@ -1,5 +1,6 @@
 """Command-line conventions shared by every tool (docs/conventions.md): user mistakes end with a one-line
-`error: ...` on stderr and exit status 2; `--debug` or ASL_DEBUG=1 shows the traceback instead."""
+`error: ...` on stderr and exit status 2, a run that cannot go on (a non-finite loss) with one line and status 1;
+`--debug` or ASL_DEBUG=1 shows the traceback instead."""
 import argparse
 import difflib
 import functools
@@ -8,7 +9,10 @@ import sys
 
 
 class UserError(Exception):
-    """A mistake of the user's (missing path, malformed file, bad override): reported as one sentence."""
+    """A mistake of the user's (missing path, malformed file, bad override): reported as one sentence. The one
+    error type the libraries raise for the tools to print; `exit_code` is the tool's exit status."""
+
+    exit_code = 2
 
 
 def debug_enabled(argv=None) -> bool:
@@ -27,7 +31,7 @@ def main_guard(main):
             if debug_enabled():
                 raise
             print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(err.exit_code)
 
     return wrapper
 

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.config import apply_overrides, load_config  # noqa: E402
-from asl.engine.pretrain import NonFiniteLoss, run_pretrain  # noqa: E402
+from asl.engine.pretrain import run_pretrain  # noqa: E402
 from asl.engine.runtime import exit_when_preempted  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pretrain", "toy_asl.py")
@@ -48,11 +48,7 @@ def main(argv=None):
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
     run_dir = args.output_dir or os.path.join("work_dirs", "pretrain", name)
-    try:
-        run_pretrain(cfg, run_dir, args.resume, args.force)
-    except NonFiniteLoss as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_pretrain(cfg, run_dir, args.resume, args.force)
 
 
 if __name__ == "__main__":

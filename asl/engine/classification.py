@@ -1,8 +1,8 @@
 """Linear probing and end-to-end fine-tuning (MAE's protocols): DDP, per-iteration warmup + cosine, progress with
 ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exact resume (mid-epoch too) and
 preemption come from the shared runtime (asl.engine.runtime)."""
+import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -260,6 +260,32 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     return run
 
 
+class PendingLoss:
+    """The micro-steps' losses summed on the device since the last fold: read (one host sync, and one all-reduce
+    with several processes) only when the loop logs, saves or checks for a stop, not every step. A non-finite sum
+    on any process stops every process before anything is saved, so the last checkpoint stays good."""
+
+    def __init__(self, session: Session, step: int):
+        self.session, self.first_step, self.total = session, step + 1, None
+
+    def add(self, loss: torch.Tensor):
+        loss = loss.detach().float()
+        self.total = loss if self.total is None else self.total + loss
+
+    def fold_into(self, sums: dict, step: int, epoch: int):
+        value = self.total.item() if self.total is not None else 0.0
+        bad = not math.isfinite(value)
+        if self.session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
+            bad = self.session.all_reduce([float(bad)], op="sum")[0] > 0
+        if bad:
+            raise NonFiniteLoss(f"loss is {value} between iterations {self.first_step} and {step} (epoch {epoch + 1}, "
+                                f"on at least one process); stopping. The last good checkpoint in "
+                                f"{self.session.path('checkpoints')} is intact: lower the lr or use bf16, then "
+                                "--resume auto")
+        sums["loss"] += value
+        self.first_step, self.total = step + 1, None
+
+
 def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool:
     """The rest of the current epoch; True when it ended, False when runtime.max_iters stopped it first.
     Checkpoints every runtime.save_every_iters steps; a stop signal checkpoints and raises Preempted."""
@@ -273,6 +299,7 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
     run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
     run.train_set.epoch = progress["epoch"]
     t0, seen0 = time.time(), sums["seen"]
+    pending = PendingLoss(session, progress["step"])
     for x, y in session.loader(run.train_set, run.sampler, batch, cfg["data"]["num_workers"], progress["epoch"]):
         if progress["micro_in_epoch"] % accum == 0:
             set_lr(optimizer, lr_at(progress["step"], run.base_lr, warmup, schedule_total, ocfg["min_lr"]))
@@ -283,16 +310,8 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
         with session.accumulating(run.net, last_micro):
             with session.autocast():
                 loss = run.criterion(run.forward(x), y)
-            bad = not torch.isfinite(loss).item()
-            if session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
-                bad = session.all_reduce([float(bad)], op="sum")[0] > 0
-            if bad:
-                raise NonFiniteLoss(f"loss is {loss.item()} at iteration {progress['step'] + 1} (epoch "
-                                    f"{progress['epoch'] + 1}, on at least one process); stopping. The last good "
-                                    f"checkpoint in {session.path('checkpoints')} is intact: lower the lr or use "
-                                    "bf16, then --resume auto")
             session.scaler.scale(loss / accum).backward()
-        sums["loss"] += loss.item()
+        pending.add(loss)
         sums["seen"] += 1
         progress["micro_in_epoch"] += 1
         if progress["micro_in_epoch"] % accum:
@@ -300,17 +319,22 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
         session.optimizer_step(optimizer)
         progress["step"] += 1
         step = progress["step"]
+        ending = progress["micro_in_epoch"] == epoch_micros or step >= run.total_steps
+        saving = save_every_iters and step % save_every_iters == 0
+        if ending or saving or step % rt["log_every"] == 0:
+            pending.fold_into(sums, step, progress["epoch"])  # the one host sync, before anything is saved
         if step % rt["log_every"] == 0 and session.main:
             eta = (time.time() - run.started[0]) / max(step - run.started[1], 1) * (run.total_steps - step)
             print(f"[{mode}] ep {progress['epoch'] + 1}/{ocfg['epochs']} it {step}/{run.total_steps} loss "
                   f"{sums['loss'] / sums['seen']:.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
                   f"{(sums['seen'] - seen0) * batch * world_size / (time.time() - t0):.1f} img/s "
                   f"mem {peak_memory_gib(device):.2f}G eta {format_seconds(eta)}", flush=True)
-        if progress["micro_in_epoch"] == epoch_micros or step >= run.total_steps:
+        if ending:
             break
-        if save_every_iters and step % save_every_iters == 0:
+        if saving:
             session.save("last.pth", run.state())
         if session.stop_requested(step):
+            pending.fold_into(sums, step, progress["epoch"])
             session.preempt(step, run.state())
     return progress["micro_in_epoch"] == epoch_micros
 
@@ -380,9 +404,5 @@ def tool_main(mode: str, doc: str, default_config: str, argv=None):
     if args.data_path:
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
-    try:
-        return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
-                                  args.force)
-    except NonFiniteLoss as err:  # as tools/pretrain.py: one line, exit status 1
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
+                              args.force)

@@ -42,8 +42,11 @@ RESUMABLE_KEYS = (
 RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
 
 
-class NonFiniteLoss(RuntimeError):
-    """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched."""
+class NonFiniteLoss(UserError):
+    """Raised when the loss is NaN or infinite; the last good checkpoint is left untouched. Not the user's
+    mistake as such, but reported the same way (one line), with exit status 1."""
+
+    exit_code = 1
 
 
 class Preempted(Exception):
