@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 
 from asl.cli import UserError, dataset_root
-from asl.engine.runtime import EXIT_PREEMPTED, StopSignals
 from asl.records import write_json
+from asl.signals import EXIT_PREEMPTED, StopSignals
 
 from .table import collect, write_table
 from .task import BUILTIN, json_seed, load_tasks

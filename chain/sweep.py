@@ -9,12 +9,12 @@ import re
 import statistics
 from dataclasses import asdict, dataclass
 
-from asl.cli import UserError
+from asl.cli import UserError, did_you_mean
 from asl.config import apply_overrides, load_config
 from asl.records import write_json
 
 from .pipeline import Pipeline
-from .task import load_tasks
+from .task import BUILTIN, load_tasks
 
 REPO = os.getcwd()  # paths under the directory the sweep runs from are shown relative to it
 SPEC_FILE = "sweep_spec.json"  # what a work directory's runs were made with: a rerun must match it
@@ -90,12 +90,17 @@ class Sweep:
     random: bool = False  # a row of randomly initialised encoders (the evaluation's seed draws the weights)
     work_dir: str = "."
     nproc: int = 1
+    task_modules: tuple = ()  # task modules beyond the built-in ones (chain.task.load_tasks), e.g. a test folder's
 
     def __post_init__(self):
         self.config, self.eval_config, self.work_dir = (os.path.abspath(p) for p in
                                                         (self.config, self.eval_config, self.work_dir))
         self.baseline = self.baseline and os.path.abspath(self.baseline)
-        self.task = load_tasks()[self.eval]
+        tasks = load_tasks((*BUILTIN, *self.task_modules))
+        if self.eval not in tasks:
+            raise UserError(f"unknown evaluation {self.eval!r}{did_you_mean(self.eval, tasks)}; known: "
+                            f"{', '.join(tasks)} (a task of your own: --task its task.py)")
+        self.task = tasks[self.eval]
         self.metric, self.seed_key = self.task.metric, self.task.seed_key
 
     def check(self):
@@ -134,7 +139,8 @@ class Sweep:
     def claim_work_dir(self):
         """Record the settings in the work directory; a rerun with other settings (whose reused runs would mix
         two budgets) is refused. Values and seeds may be added."""
-        spec = {k: v for k, v in asdict(self).items() if k not in ("values", "seeds", "work_dir", "nproc")}
+        spec = {k: v for k, v in asdict(self).items()
+                if k not in ("values", "seeds", "work_dir", "nproc", "task_modules")}
         path = os.path.join(self.work_dir, SPEC_FILE)
         if os.path.exists(path):
             with open(path) as f:
@@ -155,7 +161,7 @@ class Sweep:
         paths = self.write_table(out)
         for i, ((label, _, config, overrides, method, row_dir), seed) in enumerate(points, 1):
             print(f"[sweep] {i}/{len(points)}: {label}, seed {seed}", flush=True)
-            cfg = {"inits": [method], "toy": None,
+            cfg = {"inits": [method], "toy": None, "tasks": [*BUILTIN, *self.task_modules],
                    self.eval: dict(config=self.eval_config, nproc=self.nproc,
                                    overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
             if config:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of docs/benchmarks.md in one run (about 9 minutes on one H100 / H200), JSON under $OUT:
+# The GPU measurements of docs/benchmarks.md in one short run, JSON under $OUT:
 #   pretrain_b{64,128,256}.json  MAE / ASL (batched, sequential) step time, img/s, peak memory, MFU, bf16
 #   pretrain_b128_levers.json    the same at batch 128 with torch.compile and fused AdamW
 #   pretrain_ibot_b32.json       MAE / ASL / the iBOT reference at batch 32 (the paper's runtime comparison), bf16

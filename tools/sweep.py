@@ -33,10 +33,10 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import UserError, main_guard  # noqa: E402
 from chain.sweep import Sweep, parse_sweep, twin_config  # noqa: E402
-from chain.task import load_tasks  # noqa: E402
+from chain.task import BUILTIN, load_tasks  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")  # the toy protocols' configs are here
-EVALS = {name: task for name, task in load_tasks().items() if task.toy_config}
+EVALS = [name for name, task in load_tasks().items() if task.toy_config]
 
 
 def parse_args(argv=None):
@@ -44,8 +44,11 @@ def parse_args(argv=None):
     parser.add_argument("config", help="the pretraining config to sweep")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="the sweep (key=v1,v2,...), then fixed overrides shared by every run")
-    parser.add_argument("--eval", choices=list(EVALS), default="linprobe", help="the transfer tool (default: "
-                        "linprobe)")
+    parser.add_argument("--eval", default="linprobe", metavar="TASK", help=f"the transfer task: {', '.join(EVALS)} "
+                        "or one of --task's (default: linprobe)")
+    parser.add_argument("--task", action="append", default=[], metavar="MODULE|FILE",
+                        help="a task module of your own (a task.py declaring TASKS, as a pipeline config's `tasks`), "
+                             "whose tasks --eval may then name (repeatable)")
     parser.add_argument("--eval-config", help="its config (default: its toy protocol, above)")
     parser.add_argument("--eval-override", action="append", default=[], metavar="KEY=VALUE",
                         help="an override of the evaluation config (repeatable)")
@@ -87,12 +90,15 @@ def main(argv=None):
     key, values = parse_sweep(args.overrides[0])
     name = os.path.splitext(os.path.basename(args.config))[0]
     baseline = twin_config(args.config) if args.baseline == "mae" else args.baseline
-    task = EVALS[args.eval]
+    task = load_tasks((*BUILTIN, *args.task)).get(args.eval)
+    if task and not task.toy_config and not args.eval_config:
+        raise UserError(f"the task {args.eval!r} declares no toy protocol: give its config with --eval-config")
+    default_config = task and task.toy_config and os.path.join(REPO, task.toy_config)
     sweep = Sweep(args.config, key, values, args.overrides[1:], args.eval,
-                  args.eval_config or os.path.join(REPO, task.toy_config),
-                  [*task.toy_overrides, *args.eval_override] if not args.eval_config
+                  args.eval_config or default_config or "",
+                  [*task.toy_overrides, *args.eval_override] if task and not args.eval_config
                   else args.eval_override, seed_list(args), baseline, args.random,
-                  args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc)
+                  args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc, tuple(args.task))
     paths = sweep.run(args.data_root, args.out)
     with open(paths["markdown"]) as f:
         print("\n" + f.read(), flush=True)

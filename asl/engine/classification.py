@@ -35,9 +35,9 @@ MODES = ("linprobe", "finetune")
 
 
 def _posterize(img, bits_to_keep, **_):
-    """timm's RandAugment posterize, for Pillow >= 10.1, which refuses to keep 0 bits: at magnitude 10 (reached by
-    MAE's m9-mstd0.5 about once in 40 draws) "PosterizeIncreasing" keeps 0 bits, which older Pillow turned into a
-    black image and Pillow 13 turns into a crashed data-loader worker. Keeping 0 bits gives the black image again."""
+    """timm's RandAugment posterize, for a Pillow that refuses to keep 0 bits: at magnitude 10 (which MAE's
+    m9-mstd0.5 reaches now and then) "PosterizeIncreasing" keeps 0 bits, which older Pillow turned into a black
+    image and newer Pillow turns into a crashed data-loader worker. Keeping 0 bits gives the black image again."""
     if bits_to_keep >= 8:
         return img
     if bits_to_keep <= 0:

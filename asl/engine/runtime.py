@@ -26,11 +26,10 @@ from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
 from ..records import write_json
+from ..signals import EXIT_PREEMPTED, StopSignals
 from . import launch as launcher
 from .logger import RunLogger
 
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again"; tools/slurm/*.sbatch requeue on it
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # Keys that may change between the pieces of one run (they change neither the weights nor the data order);
 # any other difference between the checkpoint's config and the new one refuses `--resume`.
 RESUMABLE_KEYS = (
@@ -138,22 +137,6 @@ def accumulation(optim: dict, world_size: int) -> tuple:
         raise UserError(f"optim.accum_iter={given} contradicts optim.global_batch={total} = batch_size {batch} x "
                         f"{world_size} process(es) x accum {accum}; leave accum_iter out (it is derived), {undo}")
     return accum, total
-
-
-class StopSignals:
-    """Remembers the first SIGTERM / SIGUSR1 (what SLURM sends before a time limit or a preemption) instead of
-    dying; the loop saves at its next step boundary. close() restores the previous handlers."""
-
-    def __init__(self):
-        self.received = None
-        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-
-    def _on_signal(self, signum, _frame):
-        self.received = self.received or signal.Signals(signum).name
-
-    def close(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def rng_state() -> dict:

@@ -1,4 +1,4 @@
-# Toy ViTDet Mask R-CNN: the ViT-B COCO recipe shrunk to the 64 px toy scenes and a few minutes of a 2-core CPU.
+# Toy ViTDet Mask R-CNN: the ViT-B COCO recipe shrunk to the 64 px toy scenes, small enough for a CPU.
 # Encoder = the toy pretraining encoder (vit_toy_patch8: 128-d, 4 blocks, 4 heads, patch 8, 64 px, cls slot in
 # pos_embed), so a converted toy checkpoint loads without interpolating its position embedding. With stride-8
 # tokens the pyramid is built at scales 2, 1 and 0.5 (strides 4-16) plus the max-pool level (32): the levels keep

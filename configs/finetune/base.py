@@ -1,8 +1,8 @@
 # End-to-end fine-tuning: MAE's protocol, as the paper's appendix gives it (its Table 2) [paper]: AdamW
 # (0.9, 0.999), blr 1e-3 (lr = blr x batch / 256), wd 0.05, layer-wise lr decay 0.75 (asl.optim's rule), batch 1024
 # (= 32 per GPU x 32 GPUs, or accum_iter), cosine with 5 warmup epochs, 100 epochs, RandAug(9, 0.5), label
-# smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1 (for all models). Not in the paper, from MAE's code [MAE]:
-# global pooling + fc_norm, random erasing 0.25, head init std 2e-5, min lr 1e-6.
+# smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1 (Table 2's one value: it gives none per model). Not in the
+# paper, from MAE's code [MAE]: global pooling + fc_norm, random erasing 0.25, head init std 2e-5, min lr 1e-6.
 from asl.data.toy import TOY_SCENES
 
 cfg = dict(

@@ -1,6 +1,6 @@
 # Toy fine-tuning: the toy ViT on the toy classification set (a square crop around each object of the toy scenes,
-# 1.5x its box, resized to 64 px; label = its shape), CPU, minutes. Random crops keep >= 35 % of the area so the
-# object stays in view.
+# 1.5x its box, resized to 64 px; label = its shape), small enough for a CPU. Random crops keep >= 35 % of the
+# area so the object stays in view.
 _base_ = "base.py"
 cfg = dict(
     model=dict(arch="vit_toy_patch8", img_size=64),

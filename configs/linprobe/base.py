@@ -1,8 +1,8 @@
 # Linear probing: MAE's protocol, as the paper's appendix gives it (its Table 1 and section 3.1) [paper]: frozen
 # encoder, BatchNorm without affine before the linear head, LARS momentum 0.9, wd 0, blr 0.1 (lr = blr x batch /
 # 256 = 6.4 at batch 16384 = 512 per GPU x 32 GPUs, or accum_iter), cosine with 10 warmup epochs, 90 epochs (200
-# for ablations), RandomResizedCrop + flip. Not in the paper, from MAE's code [MAE]: cls token, head init std 0.01,
-# RandomResizedCrop's default area range 0.08-1.
+# for ablations), RandomResizedCrop. Not in the paper, from MAE's code [MAE]: the horizontal flip, cls token, head
+# init std 0.01, RandomResizedCrop's default area range 0.08-1.
 from asl.data.toy import TOY_SCENES
 
 cfg = dict(

@@ -1,4 +1,4 @@
-# The toy chain of `make demo`: everything on the CPU in under 15 minutes (two steps at once, pretraining alone).
+# The toy chain of `make demo`: everything small enough for a CPU (two steps at once, pretraining alone).
 # Budgets are equal for every initialisation: ASL and MAE pretrain for the same 25 epochs (most of the time); the
 # frozen-feature probes measure the encoders as they are; linear probing, fine-tuning, UperNet and Mask R-CNN
 # train briefly and show the chain, not a ranking. Measured numbers: docs/results.md; the toy's design: docs/toy.md.

@@ -1,5 +1,5 @@
 # The toy chain of `make demo` (toy.py) with longer budgets: 40 pretraining epochs, 600 detection and segmentation
-# iterations, 15 fine-tuning epochs (roughly an hour on a 2-core CPU).
+# iterations, 15 fine-tuning epochs (a longer run, still small enough for a CPU).
 #   python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long
 _base_ = "toy.py"
 cfg = dict(

@@ -1,4 +1,4 @@
-# Toy ASL: a tiny ViT (128-d, 4 blocks, 4 heads, patch 8) on the 64 px toy scenes, a few minutes on a 2-core CPU.
+# Toy ASL: a tiny ViT (128-d, 4 blocks, 4 heads, patch 8) on the 64 px toy scenes, small enough for a CPU.
 # Scene content, sizes, lr and length were chosen for signal per CPU-second (docs/toy.md); runtime.eval_every=N
 # logs the frozen-feature probes of configs/probe/toy.py every N epochs.
 from asl.config import load_config

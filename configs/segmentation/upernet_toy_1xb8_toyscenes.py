@@ -1,6 +1,6 @@
 # Toy UperNet: the ADE20K recipe shrunk to the toy scenes (64 px, 5 classes with background) and a tiny ViT
-# (vit_toy_patch8: 128-d, 4 blocks, 4 heads, patch 8: the encoder of configs/pretrain/toy_asl.py), a few
-# minutes on a 2-core CPU. Sizes and lr from the toy calibration (docs/design.md, Toy scenes) and
+# (vit_toy_patch8: 128-d, 4 blocks, 4 heads, patch 8: the encoder of configs/pretrain/toy_asl.py), small
+# enough for a CPU. Sizes and lr from the toy calibration (docs/design.md, Toy scenes) and
 # docs/segmentation.md.
 #
 #   python tools/convert_ckpt.py work_dirs/pretrain/toy_asl/checkpoints/last.pth --to mmseg -o /tmp/toy_asl_mmseg.pth
@@ -24,7 +24,7 @@ model = dict(
         drop_path_rate=0.1,
         out_indices=[0, 1, 2, 3]),  # the ViT-B choice 3/5/7/11 of 12 blocks, scaled to 4
     neck=dict(type="Feature2Pyramid", embed_dim=128, rescales=[4, 2, 1, 0.5], norm_cfg=norm_cfg),
-    # light heads (64 / 32 channels): the 128-channel UPerHead of the calibration doubles the step time on a CPU,
+    # light heads (64 / 32 channels): the 128-channel UPerHead of the calibration costs much more time on a CPU,
     # and a light head leaves more of the work to the encoder, which is what the toy transfer is to measure
     decode_head=dict(in_channels=[128, 128, 128, 128], channels=64, num_classes=num_classes, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=128, channels=32, num_classes=num_classes, norm_cfg=norm_cfg),

@@ -1,7 +1,8 @@
 # ADE20K semantic segmentation, UperNet on a ViT-B/16 encoder. Every value's source: [paper] = the paper's appendix
 # (its segmentation recipe, which "fully follows" MAE's), [mmseg] = mmsegmentation's MAE config
 # (mae-base_upernet_8xb2-amp-160k_ade20k-512x512), [ours] = this project's choice.
-#   UperNet (+ FCN auxiliary head)                                   [paper] ([mmseg]: the heads' sizes)
+#   UperNet                                                          [paper] ([mmseg]: the heads' sizes)
+#   FCN auxiliary head                                               [mmseg] (not in the paper)
 #   AdamW                                                            [paper]
 #   512x512 crops, batch 16                                          [paper]
 #   layer-wise lr decay 0.65                                         [paper] (also [mmseg]'s value)
@@ -55,7 +56,7 @@ max_iters = -(-ade20k_train_images * epochs // batch_size)  # ceil: 126313
 warmup_iters = 1500  # linear warmup [mmseg], then poly (power 1.0) decay to 0 [mmseg]
 
 optim_wrapper = dict(
-    type="AmpOptimWrapper",  # mixed precision (mmseg 1.x ignores fp16=dict(...)); fp32 on a CPU, see train_seg.py
+    type="AmpOptimWrapper",  # mixed precision (mmseg ignores fp16=dict(...)); fp32 on a CPU, see train_seg.py
     loss_scale="dynamic",
     optimizer=dict(type="AdamW", lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),  # AdamW [paper]; values [mmseg]
     paramwise_cfg=dict(layer_decay_rate=0.65))  # [paper]

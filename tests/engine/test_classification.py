@@ -60,7 +60,7 @@ def test_mixup_cutmix_targets_sum_to_one():
 
 
 def test_rand_augment_posterize_at_full_magnitude_gives_a_black_image():
-    """MAE's RandAugment reaches magnitude 10, where posterize keeps 0 bits (Pillow 13 raises on that)."""
+    """MAE's RandAugment reaches magnitude 10, where posterize keeps 0 bits (a newer Pillow raises on that)."""
     from timm.data.auto_augment import AugmentOp, rand_augment_transform
 
     from asl.engine.classification import install_posterize_fix

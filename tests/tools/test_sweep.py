@@ -13,6 +13,7 @@ from chain.sweep import Sweep, parse_sweep, split_values, twin_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOY_ASL = os.path.join(REPO, "configs", "pretrain", "toy_asl.py")
+DUMMY_TASK = os.path.join(REPO, "tests", "fixtures", "dummy_task", "task.py")  # a task from outside the toolkit
 
 
 def sweep_tool():
@@ -54,6 +55,9 @@ def test_values_split_at_top_level_commas_only():
     ([TOY_ASL, "model.temperature=1,2", "--eval-override", "optim.epoch=1"], "unknown config key 'optim.epoch'"),
     ([os.path.join(REPO, "configs", "pretrain", "toy_asl_gpu.py"), "model.temperature=1,2", "--baseline", "mae"],
      "has no MAE twin"),
+    ([TOY_ASL, "model.temperature=1,2", "--eval", "linprob"], "unknown evaluation 'linprob' (did you mean"),
+    ([TOY_ASL, "model.temperature=1,2", "--eval", "dummy", "--task", DUMMY_TASK],
+     "the task 'dummy' declares no toy protocol: give its config with --eval-config"),
 ])
 def test_mistakes_are_one_line_errors_before_any_run(argv, message, tmp_path, capsys):
     status, err = run_tool([*argv, "--output-dir", str(tmp_path / "work")], capsys)
@@ -156,3 +160,24 @@ def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatc
     sweep_tool().main(argv)  # everything finished: reused, the same table
     assert capfd.readouterr().out.count("reusing") == 7
     assert json.load(open(tmp_path / "table.json"))["rows"] == rows
+
+
+def test_a_task_of_ones_own_is_swept_from_its_folder(tmp_path, capfd, monkeypatch):
+    """tests/fixtures/dummy_task, named with --task: pretraining at two values, its tool on each encoder, its
+    column in the table; nothing of the toolkit knows it."""
+    write_toy_scenes(str(tmp_path / "data" / "toy_scenes"), num_unlabeled=16, num_train=4, num_val=4, size=64)
+    eval_config = tmp_path / "dummy_config.py"
+    eval_config.write_text("cfg = dict(runtime=dict(seed=0))\n")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    sweep_tool().main([TOY_ASL, "model.temperature=0.5,2", "model.arch='vit_micro_patch8'", "model.img_size=32",
+                       "model.decoder={'embed_dim': 32, 'depth': 1, 'num_heads': 2}", "data.num_workers=0",
+                       "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--task", DUMMY_TASK,
+                       "--eval", "dummy", "--eval-config", str(eval_config), "--data-root", str(tmp_path / "data"),
+                       "--output-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")])
+    rows = json.load(open(tmp_path / "table.json"))["rows"]
+    assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2"]
+    for row in rows:
+        (run,) = row["runs"]
+        assert row["mean"] == run["score"] == 30.0  # the dummy tool's 10 x len("asl")
+        assert json.load(open(run["metrics_json"]))["stage"] == "dummy"
+    assert "dummy score" in open(tmp_path / "table.md").read()

@@ -1,7 +1,7 @@
 """Checkpoints in the mmseg adapter.
 
-* `install_safe_loader()`: mmengine 0.10.7 reads local checkpoints with a bare `torch.load`, which torch >= 2.6 runs
-  with `weights_only=True`; an mmengine Runner checkpoint (its message hub holds `HistoryBuffer`s and numpy
+* `install_safe_loader()`: mmengine reads local checkpoints with a bare `torch.load`, which recent torch runs with
+  `weights_only=True`; an mmengine Runner checkpoint (its message hub holds `HistoryBuffer`s and numpy
   scalars) then fails to load and `--resume` breaks. Instead of turning the safe loader off, this registers a
   local-file loader that keeps `weights_only=True` and allows exactly the few types mmengine/mmseg checkpoints
   hold. Installed by train.run (explicitly: importing this module changes nothing in mmengine).
@@ -35,7 +35,7 @@ def _numpy_globals():
             found += [mod.scalar, mod._reconstruct]
         except (ImportError, AttributeError):
             pass
-    # dtype classes of numpy >= 1.25 (numpy.dtypes.Float64DType, ...) that pickled numpy scalars refer to
+    # dtype classes of newer numpy (numpy.dtypes.Float64DType, ...) that pickled numpy scalars refer to
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
         found += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]

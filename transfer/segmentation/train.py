@@ -77,8 +77,8 @@ class SegRunner(Runner):
 
 
 class FormattedOnceConfig(Config):
-    """A Config whose `pretty_text` is formatted once per content: mmengine formats the whole config with yapf
-    (about 1.5 s on a CPU) for the log, for the dumped copy and again for every checkpoint it saves."""
+    """A Config whose `pretty_text` is formatted once per content: mmengine formats the whole config with yapf,
+    which is slow on a CPU, for the log, for the dumped copy and again for every checkpoint it saves."""
 
     @property
     def pretty_text(self) -> str:
@@ -251,7 +251,7 @@ def _has_accelerator():
 
 
 def configure_amp(cfg, requested: bool):
-    """--amp switches to mmengine's AmpOptimWrapper (mmseg 1.x ignores `fp16=dict(...)`); an AmpOptimWrapper in
+    """--amp switches to mmengine's AmpOptimWrapper (mmseg ignores `fp16=dict(...)`); an AmpOptimWrapper in
     the config falls back to fp32 on a machine without a GPU, which mmengine's AMP wrapper refuses."""
     wrapper = cfg.optim_wrapper
     if requested:

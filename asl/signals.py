@@ -1,0 +1,23 @@
+"""Stop signals and the exit status of a preempted run: what the training loops, the transfer tools and the
+chain (which starts them and requeues on that status) share. Standard library only, so the chain does not import
+torch to know them."""
+import signal
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again"; tools/slurm/*.sbatch requeue on it
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class StopSignals:
+    """Remembers the first SIGTERM / SIGUSR1 (what SLURM sends before a time limit or a preemption) instead of
+    dying; the loop saves at its next step boundary. close() restores the previous handlers."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+
+    def _on_signal(self, signum, _frame):
+        self.received = self.received or signal.Signals(signum).name
+
+    def close(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
