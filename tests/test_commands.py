@@ -26,7 +26,7 @@ def parser_of(tool):
         module = load_tool(tool)
         return lambda argv: classification.parse_args(tool, module.__doc__, module.DEFAULT_CONFIG, argv)
     if tool == "train_seg":
-        from transfer.segmentation.train import parse_args
+        from transfer.segmentation.engine import parse_args
 
         return parse_args
     return load_tool(tool).parse_args
@@ -57,7 +57,7 @@ def sources():
     for name in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if name.endswith(".py"):
             texts[f"tools/{name}"] = load_tool(name[:-3]).__doc__ or ""
-    from transfer.segmentation.train import build_parser
+    from transfer.segmentation.engine import build_parser
 
     texts["tools/train_seg.py --help"] = build_parser().epilog
     return [(path, tool, argv) for path, text in texts.items() for tool, argv in commands(text)]

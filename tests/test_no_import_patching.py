@@ -55,7 +55,7 @@ def test_mmengine_checkpoint_loader_is_patched_only_by_install_safe_loader():
         from mmengine.runner.checkpoint import CheckpointLoader
         original = dict(CheckpointLoader._schemes)
         import tools.train_seg  # noqa: F401
-        import transfer.segmentation.train  # noqa: F401
+        import transfer.segmentation.engine  # noqa: F401
         Config.fromfile("configs/segmentation/upernet_toy_1xb8_toyscenes.py")  # runs the config's custom_imports
         assert dict(CheckpointLoader._schemes) == original, "mmengine's checkpoint loaders changed on import"
         from transfer.segmentation.checkpoint import install_safe_loader, safe_torch_load
@@ -69,7 +69,7 @@ def test_mmengine_checkpoint_loader_is_patched_only_by_install_safe_loader():
 def test_formatted_once_config_is_a_new_object_not_a_class_swap():
     from mmengine.config import Config
 
-    from transfer.segmentation.train import FormattedOnceConfig
+    from transfer.segmentation.engine import FormattedOnceConfig
 
     cfg = Config(dict(a=1, b=dict(c=[2, 3])))
     formatted = FormattedOnceConfig.from_config(cfg)

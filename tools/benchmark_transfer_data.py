@@ -98,8 +98,8 @@ def mmseg_rate(root: str, batch: int, batches: int) -> float:
     from mmengine.registry import init_default_scope
     from mmengine.utils.dl_utils import set_multi_processing
 
-    from transfer.segmentation.datasets import check_data_roots, set_data_root
-    from transfer.segmentation.train import SegRunner, load_config
+    from transfer.segmentation.data import check_data_roots, set_data_root
+    from transfer.segmentation.engine import SegRunner, load_config
 
     cfg = load_config(SEGMENTATION, {"train_dataloader.batch_size": batch, "train_dataloader.num_workers": 1})
     set_data_root(cfg, os.path.join(root, ADE))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Semantic segmentation transfer: UperNet on a ViT encoder in mmsegmentation (mmengine Runner), ADE20K or the toy
-scenes. Run with --help for examples; the work is done in transfer/segmentation/train.py.
+scenes. Run with --help for examples; the work is done in transfer/segmentation/engine.py.
 
 Examples:
     python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init toy_asl_mmseg.pth
@@ -18,7 +18,7 @@ from asl.engine.runtime import exit_when_preempted  # noqa: E402
 @main_guard
 @exit_when_preempted
 def main(argv=None):
-    from transfer.segmentation.train import parse_args, run  # mmseg imports take a few seconds
+    from transfer.segmentation.engine import parse_args, run  # mmseg imports take a few seconds
 
     run(parse_args(argv))
 

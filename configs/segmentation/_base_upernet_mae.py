@@ -12,7 +12,7 @@ _base_ = [
     "mmseg::_base_/default_runtime.py",
 ]
 custom_imports = dict(
-    imports=["transfer.segmentation.models", "transfer.segmentation.datasets", "transfer.segmentation.hooks",
+    imports=["transfer.segmentation.models", "transfer.segmentation.data", "transfer.segmentation.hooks",
              "transfer.segmentation.metrics", "transfer.segmentation.optim"],
     allow_failed_imports=False)
 

@@ -8,7 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from transfer.segmentation.train import configure_amp, load_config
+from transfer.segmentation.engine import configure_amp, load_config
 
 from .conftest import REPO
 
@@ -42,7 +42,7 @@ def test_vitb_recipe_values():
 
 
 def test_vitb_builds_on_cpu_with_layer_decay_065_groups(monkeypatch):
-    monkeypatch.setattr("transfer.segmentation.train._has_accelerator", lambda: False)
+    monkeypatch.setattr("transfer.segmentation.engine._has_accelerator", lambda: False)
     cfg = load_config(VITB)
     configure_amp(cfg, requested=False)  # no GPU here: AmpOptimWrapper -> OptimWrapper
     assert cfg.optim_wrapper.type == "OptimWrapper" and "loss_scale" not in cfg.optim_wrapper

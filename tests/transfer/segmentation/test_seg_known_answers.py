@@ -18,7 +18,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
-from transfer.segmentation.train import load_config, write_metrics
+from transfer.segmentation.engine import load_config, write_metrics
 
 from .conftest import REPO
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asl.checkpoint import save_atomic
-from transfer.segmentation import train as seg_train
+from transfer.segmentation import engine as seg_train
 from transfer.segmentation.checkpoint import safe_torch_load
 from transfer.segmentation.hooks import StopOnSignalHook
 
@@ -155,7 +155,7 @@ def test_missing_toy_scenes_are_generated(monkeypatch, tmp_path):
             for kind in ("images", "annotations"):
                 open(os.path.join(root, "ade", kind, split, "0.png"), "w").close()
 
-    monkeypatch.setattr("transfer.segmentation.datasets.ensure_toy_scenes", fake_ensure)
+    monkeypatch.setattr("transfer.segmentation.data.ensure_toy_scenes", fake_ensure)
     monkeypatch.setenv("ASL_DATASETS", str(tmp_path))
     cfg = seg_train.load_config(TOY)
     seg_train.check_data_roots(cfg)

@@ -88,8 +88,8 @@ def check_data_roots(cfg, loaders=LOADERS, generate_toy=True):
                         "at an existing toy_scenes/ade folder")
             else:
                 hint = ("download ADEChallengeData2016.zip (http://data.csail.mit.edu/places/ADEchallenge/), unzip "
-                        "it under the dataset root (--data-root, $ASL_DATASETS, default ./datasets), or give the folder "
-                        "with --data-path")
+                        "it under the dataset root (--data-root, $ASL_DATASETS, default ./datasets), or give the "
+                        "folder with --data-path")
             raise UserError(f"{loader}: the {what} folder {folder} does not exist: {hint}")
         img_suffix, seg_suffix = _suffixes(ds)
         names = os.listdir(img_dir)

@@ -31,7 +31,7 @@ from asl.engine.runtime import (
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 
 from .checkpoint import install_safe_loader
-from .datasets import check_data_roots, read_classes, set_data_root, use_own_label_maps
+from .data import check_data_roots, read_classes, set_data_root, use_own_label_maps
 from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
 from .metrics import PER_CLASS_PREFIX
 
