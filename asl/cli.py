@@ -64,6 +64,43 @@ def add_run_options(parser, stage: str, init: str = None, resume_help: str = Non
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
 
 
+# what --init reads in the tools that take any encoder file
+ENCODER_INIT = ("any encoder checkpoint (a pretraining checkpoint, an MAE release, timm weights, a "
+                "tools/convert_ckpt.py file)")
+
+
+def config_tool_parser(doc: str, stage: str, default_config: str, init: str = None, data_path: str = None):
+    """The command line of the tools that run one of our configs (pretrain, probe, linprobe, finetune):
+    [config] [key=value ...], the run options, and --data-path where `data_path` says what it reads."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", default=default_config, help="config file (default: the toy one)")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    if data_path:
+        parser.add_argument("--data-path", help=data_path)
+    add_run_options(parser, stage, init=init)
+    return parser
+
+
+def config_tool_run(args, stage: str, default_config: str):
+    """(config, run directory) of a config tool's parsed arguments: the dataset root applied, the config loaded
+    with its overrides (given alone, they override the default config), --init / --init-name / --data-path put
+    into it; the run directory is --output-dir or work_dirs/<stage>/<config name>."""
+    from .config import apply_overrides, load_config  # asl.config imports this module
+
+    apply_data_root(args.data_root)
+    if "=" in args.config:  # only overrides were given
+        args.overrides.insert(0, args.config)
+        args.config = default_config
+    cfg = apply_overrides(load_config(args.config), args.overrides)
+    for key in ("init", "init_name"):
+        if getattr(args, key, None):
+            cfg["model"][key] = getattr(args, key)
+    if getattr(args, "data_path", None):
+        cfg["data"]["path"] = args.data_path
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    return cfg, args.output_dir or os.path.join("work_dirs", stage, name)
+
+
 def normalize_argv(argv) -> list:
     """`--resume` alone means `--resume auto` (what the sbatch examples pass to every tool)."""
     argv = list(sys.argv[1:] if argv is None else argv)

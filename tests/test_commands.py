@@ -7,8 +7,6 @@ import shlex
 
 import pytest
 
-from asl.engine import classification
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHELL_VARS = {"$i": "0", "$W": "/tmp/w", "$SLURM_JOB_ID": "1"}
 
@@ -21,14 +19,7 @@ def load_tool(name):
 
 
 def parser_of(tool):
-    """argv -> parsed arguments, for a tool of tools/."""
-    if tool in ("linprobe", "finetune"):
-        module = load_tool(tool)
-        return lambda argv: classification.parse_args(tool, module.__doc__, module.DEFAULT_CONFIG, argv)
-    if tool == "train_seg":
-        from transfer.segmentation.engine import parse_args
-
-        return parse_args
+    """argv -> parsed arguments, for a tool of tools/ (every tool owns its command line)."""
     return load_tool(tool).parse_args
 
 
@@ -57,9 +48,7 @@ def sources():
     for name in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if name.endswith(".py"):
             texts[f"tools/{name}"] = load_tool(name[:-3]).__doc__ or ""
-    from transfer.segmentation.engine import build_parser
-
-    texts["tools/train_seg.py --help"] = build_parser().epilog
+    texts["tools/train_seg.py --help"] = load_tool("train_seg").build_parser().epilog
     return [(path, tool, argv) for path, text in texts.items() for tool, argv in commands(text)]
 
 

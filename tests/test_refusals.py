@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from asl.checkpoint import save_atomic
-from asl.cli import UserError, main_guard
+from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.convert import convert
 from asl.engine import launch as launcher
-from asl.engine.classification import tool_main
 from asl.engine.pretrain import run_pretrain
 from asl.losses import patch_contrastive
 from asl.models import PretrainModel
@@ -93,13 +92,11 @@ def test_resuming_on_another_number_of_processes_is_refused_and_changes_nothing(
 def test_resuming_from_a_checkpoint_that_does_not_exist_is_one_line(mode, toy_root, tmp_path, capsys):
     run_dir, missing = tmp_path / "run", tmp_path / "nowhere" / "last.pth"
     if mode == "pretrain":
-        main = load_tool("pretrain").main
         argv = [*MICRO, f"data.path={toy_root / 'unlabeled'}"]
     else:
-        config = os.path.join(REPO, "configs", mode, "toy.py")
-        main = lambda argv: main_guard(tool_main)(mode, "", config, argv)  # noqa: E731  (what tools/<mode>.py runs)
-        argv = [config, *CLASSIFICATION, f"data.path={toy_root}"]
-    message = one_line_error(capsys, main, [*argv, "--output-dir", str(run_dir), "--resume", str(missing)])
+        argv = [os.path.join(REPO, "configs", mode, "toy.py"), *CLASSIFICATION, f"data.path={toy_root}"]
+    message = one_line_error(capsys, load_tool(mode).main,
+                             [*argv, "--output-dir", str(run_dir), "--resume", str(missing)])
     assert message == f"checkpoint to resume from {str(missing)!r} does not exist"
     assert not run_dir.exists()  # the run directory was not even created
 

@@ -12,10 +12,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import main_guard  # noqa: E402
-from asl.engine.classification import tool_main  # noqa: E402
+from tools.linprobe import classification_tool  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "finetune", "toy.py")
 
+parse_args, main = classification_tool("finetune", __doc__, DEFAULT_CONFIG)  # linear probing's command line
+
 if __name__ == "__main__":
-    main_guard(tool_main)("finetune", __doc__, DEFAULT_CONFIG)
+    main()

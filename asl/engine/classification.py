@@ -2,7 +2,6 @@
 ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exact resume (mid-epoch too) and
 preemption come from the shared runtime (asl.engine.runtime)."""
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
 from ..checkpoint import load_encoder, load_into
-from ..cli import UserError, add_run_options, apply_data_root, dataset_root, normalize_argv
+from ..cli import UserError, dataset_root
 from ..data.classification import build_classification_data
 from ..data.images import ResumableSampler, SeededSamples
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, cifar_crop, crop_flip_normalize, eval_transform
@@ -29,7 +28,7 @@ from ..optim import param_groups
 from ..optim.schedule import lr_at, set_lr
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import NonFiniteLoss, Session, base_lr, exit_when_preempted
+from .runtime import NonFiniteLoss, Session, base_lr
 
 MODES = ("linprobe", "finetune")
 
@@ -372,37 +371,3 @@ def finish(session: Session, cfg: dict, run: ClassificationRun) -> dict:
     session.log("done: " + ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items()) +
                 f" ({format_seconds(result['wall_time_s'])}); {session.path('metrics.json')}")
     return result
-
-
-def parse_args(mode: str, doc: str, default_config: str, argv=None):
-    """The command line shared by tools/linprobe.py and tools/finetune.py."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", nargs="?", default=default_config, help="config file (default: the toy one)")
-    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    parser.add_argument("--data-path", help="the dataset's folder (sets data.path; default: its standard place "
-                                            "under the dataset root)")
-    add_run_options(parser, mode, init="any encoder checkpoint (a pretraining checkpoint, an MAE "
-                    "release, timm weights, a tools/convert_ckpt.py file)")
-    return parser.parse_intermixed_args(normalize_argv(argv))
-
-
-@exit_when_preempted
-def tool_main(mode: str, doc: str, default_config: str, argv=None):
-    from ..config import apply_overrides, load_config
-
-    args = parse_args(mode, doc, default_config, argv)
-    apply_data_root(args.data_root)
-    if "=" in args.config:
-        args.overrides.insert(0, args.config)
-        args.config = default_config
-    cfg = apply_overrides(load_config(args.config), args.overrides)
-    for key, value in (("init", args.init), ("init_name", args.init_name)):
-        if value:
-            cfg["model"][key] = value
-    if args.data_path:
-        cfg["data"]["path"] = args.data_path
-    name = os.path.splitext(os.path.basename(args.config))[0]
-    return run_classification(cfg, args.output_dir or os.path.join("work_dirs", mode, name), mode, args.resume,
-                              args.force)

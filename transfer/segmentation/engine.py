@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from asl.checkpoint import read_checkpoint
-from asl.cli import UserError, add_run_options, apply_data_root, did_you_mean, normalize_argv
+from asl.cli import UserError, apply_data_root, did_you_mean
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import (
@@ -95,58 +95,6 @@ class FormattedOnceConfig(Config):
         formatted = cls.__new__(cls)
         formatted.__setstate__(cfg.__getstate__())
         return formatted
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="train_seg.py",
-        description="UperNet semantic segmentation (mmsegmentation) on a ViT encoder: ADE20K or the toy scenes.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""examples:
-  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py       # toy, random init, CPU
-  python tools/convert_ckpt.py work_dirs/demo/pretrain_asl/checkpoints/last.pth --to mmseg -o toy_asl_mmseg.pth
-  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --init toy_asl_mmseg.pth \
-      --init-name asl
-  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py --resume   # continue the last run
-  python tools/train_seg.py configs/segmentation/upernet_toy_1xb8_toyscenes.py \
-      --eval-only work_dirs/segmentation/upernet_toy_1xb8_toyscenes/iter_600.pth
-  torchrun --nproc_per_node 8 tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
-  srun --ntasks-per-node 8 python tools/train_seg.py configs/ade20k_vitb_upernet.py --init vitb_asl_mmseg.pth
-under torchrun or srun every process joins one group by itself; SIGTERM / SIGUSR1 save a checkpoint and exit
-with status 75; a run directory holding another run's checkpoint is refused unless --resume or --force.
-overrides: key=value pairs after the config or --cfg-options (mmengine syntax), e.g.
-  train_cfg.max_iters=100 optim_wrapper.optimizer.lr=5e-4 train_dataloader.dataset.indices=40
-runs go to work_dirs/segmentation/<config name>/ (resolved config, log.jsonl, mmengine logs and tensorboard
-events under <timestamp>/, iter_N.pth checkpoints, metrics.json).""")
-    parser.add_argument("config", help="mmengine config file")
-    parser.add_argument("overrides", nargs="*", help="key=value config overrides (as --cfg-options)")
-    add_run_options(parser, "segmentation", init="a file of tools/convert_ckpt.py --to mmseg")
-    parser.add_argument("--data-path", metavar="DIR", help="the dataset's folder holding images/ and annotations/ "
-                                                           "(default: the config's data_root under the dataset root)")
-    own = parser.add_argument_group("your own label maps (instead of the config's datasets; the heads get the "
-                                    "class count)")
-    for split in ("train", "val"):
-        own.add_argument(f"--{split}-images", metavar="DIR", help=f"folder of the {split} images")
-        own.add_argument(f"--{split}-labels", metavar="DIR", help=f"folder of the {split} label maps (.png, one "
-                         "channel of class indices, named as the images)")
-    own.add_argument("--classes", metavar="A,B,...|FILE", help="the class names, in label order (a list or a file "
-                     "with one name per line)")
-    own.add_argument("--ignore-index", type=int, default=255, help="the label that is no class (default 255)")
-    own.add_argument("--reduce-zero-label", action="store_true", help="label 0 is 'other', ignored (ADE20K's "
-                     "convention); class i is label i + 1")
-    parser.add_argument("--resume-from", dest="resume", help=argparse.SUPPRESS)
-    parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; needs a GPU)")
-    parser.add_argument("--eval-only", metavar="CKPT", help="evaluate this mmengine checkpoint on the test split")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="mmengine overrides: key=value, lists as key=[a,b]")
-    parser.add_argument("--launcher", choices=["auto", "none", "pytorch", "slurm", "mpi"], default="auto",
-                        help="job launcher (auto: torchrun's or srun's variables when present, else one process)")
-    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
-    return parser
-
-
-def parse_args(argv=None):
-    return build_parser().parse_intermixed_args(normalize_argv(argv))
 
 
 def _parse_overrides(tokens):
@@ -469,5 +417,5 @@ def run(args) -> dict:
     return record
 
 
-__all__ = ["SegRunner", "build_parser", "configure_amp", "load_config", "parse_args", "prepare", "run",
+__all__ = ["SegRunner", "configure_amp", "load_config", "prepare", "run",
            "write_metrics"]

@@ -99,7 +99,7 @@ def test_eval_only_refuses_a_backbone_only_file(capsys, tmp_path, toy_root, tiny
 
 
 def test_init_method_is_read_from_the_converted_file(tiny_ckpts, toy_root, tmp_path):
-    args = seg_train.parse_args([TINY_CONFIG, "--init", str(tiny_ckpts[1]), "--data-path", str(toy_root / "ade"),
+    args = tool.parse_args([TINY_CONFIG, "--init", str(tiny_ckpts[1]), "--data-path", str(toy_root / "ade"),
                                  "--output-dir", str(tmp_path)])
     cfg = seg_train.prepare(args)
     assert cfg.asl_init["method"] == "asl" and cfg.model.backbone.init_cfg.checkpoint == str(tiny_ckpts[1])
@@ -113,7 +113,7 @@ def test_init_method_is_read_from_the_converted_file(tiny_ckpts, toy_root, tmp_p
 
 def test_a_new_iteration_budget_moves_the_schedule(toy_root, tmp_path):
     for override in ("train_cfg.max_iters=300", "max_iters=300"):
-        args = seg_train.build_parser().parse_intermixed_args(
+        args = tool.build_parser().parse_intermixed_args(
             [TOY, override, "--data-path", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
         cfg = seg_train.prepare(args)
         assert cfg.train_cfg.max_iters == 300 and cfg.train_cfg.val_interval == 300
@@ -210,14 +210,14 @@ def test_bad_overrides_are_one_line_errors(capsys, tmp_path, toy_root, override,
 
 
 def test_known_override_of_a_registered_type_is_accepted(tmp_path, toy_root):
-    args = seg_train.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+    args = tool.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
                                  "train_dataloader.dataset.indices=4", "optim_wrapper.optimizer.eps=1e-6"])
     cfg = seg_train.prepare(args)
     assert cfg.train_dataloader.dataset.indices == 4 and cfg.optim_wrapper.optimizer.eps == 1e-6
 
 
 def test_no_workers_turns_persistent_workers_off(tmp_path, toy_root):
-    args = seg_train.parse_args([TOY, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+    args = tool.parse_args([TOY, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
                                  "train_dataloader.num_workers=0"])
     cfg = seg_train.prepare(args)
     assert cfg.train_dataloader.persistent_workers is False  # PyTorch refuses persistent workers without workers
