@@ -358,10 +358,12 @@ class Pipeline:
         if not files:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
         chance = None
-        if self.cfg.get("toy"):
+        if self.cfg.get("toy") and os.path.isdir(os.path.join(self.toy_root, "coco")):
             from asl.data.toy import chance_levels
 
             chance = chance_levels(self.toy_root)
+        elif self.cfg.get("toy"):  # the table of runs made elsewhere: without the scenes there is no chance row
+            print(f"[pipeline] no toy scenes under {self.toy_root}: the table has no chance row", flush=True)
         columns = [(name, *column) for name, task in self.tasks.items() for column in task.columns]
         paths = write_table(collect(files, columns), self.path("results", "results"), columns,
                             self.cfg.get("title", ""), chance, self.budget_lines())
