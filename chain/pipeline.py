@@ -23,7 +23,7 @@ from asl.records import write_json
 from asl.signals import EXIT_PREEMPTED, StopSignals
 
 from .table import collect, write_table
-from .task import BUILTIN, json_seed, load_tasks
+from .task import BUILTIN, iterations_and_epochs, json_seed, load_tasks
 
 CHAIN_STAGES = ("data", "pretrain", "visualize", "convert")  # then the tasks, then "table"
 PROGRESS_EVERY_S = 60  # with parallel steps: how often the last line of each running step's log is shown
@@ -390,8 +390,9 @@ class Pipeline:
         """What the table's numbers were trained with, read from the runs' own records: lengths per stage (one
         entry when every initialisation had the same), the data, the seeds."""
         lines, seeds = [], set()
-        titles = [("pretrain", "pretraining")] + [(name, task.title or name) for name, task in self.tasks.items()]
-        for stage, label in titles:
+        titles = [("pretrain", "pretraining", iterations_and_epochs)] + [
+            (name, task.title or name, task.budget_of or iterations_and_epochs) for name, task in self.tasks.items()]
+        for stage, label, budget_of in titles:
             records = {}
             for m in self.pretrained_methods if stage == "pretrain" else self.inits:
                 path = self.path(stage, m, "metrics.json")
@@ -399,7 +400,7 @@ class Pipeline:
                     with open(path) as f:
                         records[m] = json.load(f)
                     seeds.add(self._run_seed(stage, records[m].get("config")))
-            lengths = {m: _length(r) for m, r in records.items()}
+            lengths = {m: budget_of(r) for m, r in records.items()}
             if len(lengths) == 1:
                 lines.append(f"{label}: {next(iter(lengths.values()))}")
             elif len(set(lengths.values())) == 1:
@@ -417,7 +418,3 @@ class Pipeline:
             lines.append(f"training seed: {', '.join(str(s) for s in sorted(seeds))} (one run per cell)")
         return lines
 
-
-def _length(record):
-    epochs = record.get("epochs")
-    return f"{record['iterations']:,} iterations" + (f" ({epochs:g} epochs)" if epochs is not None else "")

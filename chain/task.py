@@ -32,6 +32,7 @@ class Task:
     extra_args: the tool's further arguments from the stage's pipeline config (e.g. detection's --num-gpus).
     checks_config: the config is one of ours (asl.config), which the chain checks before starting any run.
     title: the stage in words, for the table's budget lines (default: its name).
+    budget_of: a run's budget in words, from its metrics.json record (default: its iterations and epochs).
     """
     name: str
     tool: str
@@ -44,11 +45,18 @@ class Task:
     extra_args: callable = None
     checks_config: bool = True
     title: str = None
+    budget_of: callable = None
 
     @property
     def metric(self) -> str:
         """The task's headline metric (its first column): what a sweep tabulates."""
         return self.columns[0][0]
+
+
+def iterations_and_epochs(record: dict) -> str:
+    """The default budget: what the run's metrics.json says it trained, e.g. '1,000 iterations (25 epochs)'."""
+    epochs = record.get("epochs")
+    return f"{record['iterations']:,} iterations" + (f" ({epochs:g} epochs)" if epochs is not None else "")
 
 
 def json_seed(config_path: str):

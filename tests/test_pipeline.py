@@ -205,6 +205,6 @@ def test_a_task_declared_in_its_own_folder_runs_through_the_pipeline_and_the_tab
     pipe.run(["pretrain", "dummy", "table"])
     out = capsys.readouterr().out
     assert "| init | dummy score |" in out and "| asl | 30.0 |" in out and "| random | 0.0 |" in out
-    assert "* dummy counting: 3 iterations for every initialisation" in out and "training seed: 7" in out
+    assert "* dummy counting: 3 counts for every initialisation" in out and "training seed: 7" in out
     saved = json.loads(open(pipe.path("results", "results.json")).read())
     assert saved["rows"]["asl"]["dummy score"]["source"] == pipe.path("dummy", "asl", "metrics.json")
