@@ -41,6 +41,31 @@ def _parse_value(text: str):
         return text  # a bare string such as a path
 
 
+def check_key(cfg, key: str, arguments_of=None):
+    """A one-line UserError unless the dotted `key` names an entry of `cfg` (mappings by name, lists by index) or,
+    as its last part, an argument of the callable its node builds: `arguments_of(node)` gives their names (None:
+    it takes any). The one key check behind every tool's overrides: ours, detectron2's LazyConfig (`_target_`) and
+    mmengine's Config (`type`), whose own merges would silently add a misspelt key."""
+    node, parts = cfg, key.split(".")
+    for i, part in enumerate(parts):
+        mapping = hasattr(node, "keys")
+        if not mapping and isinstance(node, (list, tuple)) or type(node).__name__ == "ListConfig":
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+        elif mapping and part in node:
+            node = node[part]
+            continue
+        accepted = arguments_of(node) if mapping and arguments_of else set()
+        if i == len(parts) - 1 and (accepted is None or part in accepted):
+            return
+        keys = {k for k in node.keys() if k not in ("_target_", "type")} if mapping else set()
+        names = sorted(keys | (accepted or set()))
+        where = ".".join(parts[:i]) or "the config"
+        raise UserError(f"unknown config key {key!r}: {where} has no {part!r}{did_you_mean(part, names)}"
+                        + (f" (it has {', '.join(names)})" if names else ""))
+
+
 def apply_overrides(cfg: dict, overrides) -> dict:
     """Apply `a.b.c=value` overrides; the key must exist (catches typos), values are Python literals or strings."""
     cfg = copy.deepcopy(cfg)
@@ -48,16 +73,12 @@ def apply_overrides(cfg: dict, overrides) -> dict:
         if "=" not in item:
             raise UserError(f"override {item!r} is not of the form key=value (e.g. optim.epochs=10)")
         key, value = item.split("=", 1)
-        node, parts = cfg, key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                sections = [k for k, v in node.items() if isinstance(v, dict)]
-                raise UserError(f"unknown config key {key!r}: no section {part!r}{did_you_mean(part, sections)}")
+        check_key(cfg, key)
+        *path, last = key.split(".")
+        node = cfg
+        for part in path:
             node = node[part]
-        if parts[-1] not in node:
-            raise UserError(f"unknown config key {key!r}{did_you_mean(parts[-1], node)}; known keys here: "
-                            f"{', '.join(sorted(node))}")
-        node[parts[-1]] = _parse_value(value)
+        node[last] = _parse_value(value)
     return cfg
 
 

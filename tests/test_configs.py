@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from asl.cli import UserError
 from asl.config import load_config
 from asl.data.transforms import pretrain_transform
 from asl.engine.runtime import accumulation
@@ -162,3 +163,25 @@ def test_every_pipeline_config_names_configs_that_exist(path):
     for stage in ("detection", "segmentation", "linprobe", "finetune"):
         if c.get(stage):
             assert os.path.isfile(c[stage]["config"]), stage
+
+
+def test_one_key_check_walks_mappings_and_lists_and_asks_what_a_node_builds():
+    """asl.config.check_key, behind our overrides and the adapters' (detectron2's `_target_`, mmengine's `type`)."""
+    from asl.config import check_key
+
+    cfg = {"model": {"arch": "vit", "blocks": [{"dim": 1}], "head": {"type": "Linear", "bias": True}}}
+    check_key(cfg, "model.blocks.0.dim")
+    takes = lambda node: {"in_features", "out_features"} if node.get("type") == "Linear" else set()  # noqa: E731
+    check_key(cfg, "model.head.out_features", takes)  # not in the config, but an argument of what it builds
+    check_key(cfg, "model.head.anything", lambda node: None)  # None: it takes any argument
+    for key, arguments_of, message in [
+        ("model.blocks.1.dim", None, "unknown config key 'model.blocks.1.dim': model.blocks has no '1'"),
+        ("model.arc", None, "model has no 'arc' (did you mean 'arch'?) (it has arch, blocks, head)"),
+        ("modl.arch", None, "the config has no 'modl' (did you mean 'model'?)"),
+        ("model.head.out_feature", takes, "model.head has no 'out_feature' (did you mean 'out_features'?) (it has "
+                                          "bias, in_features, out_features)"),
+        ("model.head.bias.x", takes, "model.head.bias has no 'x'"),
+    ]:
+        with pytest.raises(UserError) as err:
+            check_key(cfg, key, arguments_of)
+        assert message in str(err.value) and "\n" not in str(err.value)

@@ -41,7 +41,8 @@ def test_values_split_at_top_level_commas_only():
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([TOY_ASL, "model.temprature=0.1,1"], "unknown config key 'model.temprature' (did you mean 'temperature'?)"),
+    ([TOY_ASL, "model.temprature=0.1,1"],
+     "unknown config key 'model.temprature': model has no 'temprature' (did you mean 'temperature'?)"),
     ([TOY_ASL, "model.temperature="], "has an empty value"),
     ([TOY_ASL, "model.temperature=0.1,,1"], "has an empty value"),
     ([TOY_ASL, "model.temperature=1,1"], "lists 1 more than once"),

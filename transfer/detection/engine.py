@@ -18,9 +18,10 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from asl.cli import UserError, did_you_mean
+from asl.cli import UserError
+from asl.config import check_key
 from asl.engine.launch import device_for, join_group
 from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
@@ -68,29 +69,18 @@ def load_config(path: str, overrides=(), output_dir: str = None):
 
 
 def check_override_key(cfg, key: str):
-    node, parts = cfg, key.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-            continue
-        if isinstance(node, DictConfig) and part in node:
-            node = node[part]
-            continue
-        if last and isinstance(node, DictConfig) and "_target_" in node and _accepts(node._target_, part):
-            return
-        where = ".".join(parts[:i]) or "the config"
-        names = sorted(k for k in node.keys() if k != "_target_") if isinstance(node, DictConfig) else []
-        raise UserError(f"unknown config key {key!r}: {where} has no {part!r}{did_you_mean(part, names)}"
-                        + (f" (it has {', '.join(names)})" if names else ""))
+    check_key(cfg, key, _target_arguments)
 
 
-def _accepts(target, name: str) -> bool:
+def _target_arguments(node):
+    """The argument names of the LazyCall target a node builds (None: it takes any, or cannot be inspected)."""
+    if "_target_" not in node:
+        return set()
     try:
-        params = inspect.signature(target).parameters
+        params = inspect.signature(node._target_).parameters
     except (TypeError, ValueError):
-        return True
-    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        return None
+    return None if any(p.kind == p.VAR_KEYWORD for p in params.values()) else set(params)
 
 
 # keys that may change between the pieces of one run (resources, logging, where things are written)

@@ -18,7 +18,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from asl.checkpoint import read_checkpoint
-from asl.cli import UserError, apply_data_root, did_you_mean
+from asl.cli import UserError, apply_data_root
+from asl.config import check_key
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
 from asl.engine.runtime import (
@@ -107,24 +108,8 @@ def _parse_overrides(tokens):
 
 
 def check_override_keys(cfg, options):
-    """An override must name a key of the config, or an argument that the registered `type` it lands in accepts
-    (mmengine's merge would silently add a misspelt key)."""
     for key in options:
-        node, parts = cfg, key.split(".")
-        for i, part in enumerate(parts):
-            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-                continue
-            mapping = isinstance(node, (dict, Config))
-            if mapping and part in node:
-                node = node[part]
-                continue
-            accepted = _type_arguments(node.get("type")) if mapping else set()
-            if i == len(parts) - 1 and (accepted is None or part in accepted):
-                break
-            names = sorted(set(node.keys()) | (accepted or set())) if mapping else []
-            where = ".".join(parts[:i]) or "the config"
-            raise UserError(f"unknown config key {key!r}: {where} has no {part!r}{did_you_mean(part, names)}")
+        check_key(cfg, key, lambda node: _type_arguments(node.get("type")))
 
 
 def _type_arguments(type_):
