@@ -62,3 +62,15 @@ def test_pretraining_monitor_logs_probes_and_leaves_training_untouched(toy_root,
     weights = [torch.load(tmp_path / run / "checkpoints" / "last.pth", weights_only=True)["model"]
                for run in ("plain", "watched")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_the_probe_tasks_budget_line_says_what_the_probes_fit(tmp_path):
+    """The chain's table reports a probe run by its probes' settings (read from its saved config), not by the 0
+    encoder iterations it trains."""
+    from transfer.probe.task import TASKS
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"probe": {"knn": {"k": 7}, "linear": {"epochs": 12}, "dense_fit": {"epochs": 3}}}))
+    (task,) = TASKS
+    assert task.budget_of({"iterations": 0, "config": str(config)}) == (
+        "frozen encoder; kNN k=7, linear probe 12 epochs, dense linear probe 3 epochs")
