@@ -60,6 +60,27 @@ def test_pretraining_resumed_mid_epoch_at_several_points_equals_an_uninterrupted
     assert steps == list(range(1, 13))  # one record per step: no piece repeated or lost one
 
 
+def test_pretraining_resumed_at_epoch_boundaries_equals_an_uninterrupted_run_and_keeps_every_nth_epoch(
+        toy_root, tmp_path, capsys):
+    """Pieces that end exactly where an epoch ends (steps 3 and 6 of 3-step epochs), the resume starting the next
+    epoch's order; epoch_0002.pth and epoch_0004.pth are kept (keep_every_epochs=2) by both runs, equal."""
+    common = ("optim.epochs=4", "runtime.keep_every_epochs=2")
+    run_pretrain(pretrain_cfg(toy_root, *common), str(tmp_path / "ref"))
+    run_dir = str(tmp_path / "pieces")
+    for piece, stop in enumerate((3, 6, None)):
+        out = run_pretrain(pretrain_cfg(toy_root, *common, f"runtime.max_iters={stop}"), run_dir,
+                           resume="auto" if piece else None)
+        assert out["iterations"] == (stop or 12)
+    assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
+    for epoch in (2, 4):
+        kept = [torch.load(os.path.join(d, "checkpoints", f"epoch_{epoch:04d}.pth"), weights_only=True)
+                for d in (tmp_path / "ref", run_dir)]
+        assert kept[0]["iteration"] == kept[1]["iteration"] == 3 * epoch
+        assert max_difference(kept[0]["model"], kept[1]["model"]) <= 1e-6
+    assert not os.path.exists(os.path.join(run_dir, "checkpoints", "epoch_0001.pth"))
+    assert " eta " in capsys.readouterr().out  # every progress line says how long is left
+
+
 def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path):
     """Mixup, RandAugment, random erasing and drop path all draw random numbers; 2 resumes mid-epoch."""
     common = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
