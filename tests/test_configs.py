@@ -185,3 +185,26 @@ def test_one_key_check_walks_mappings_and_lists_and_asks_what_a_node_builds():
         with pytest.raises(UserError) as err:
             check_key(cfg, key, arguments_of)
         assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bases_merge_in_order_the_child_wins_and_delete_replaces(tmp_path):
+    """_base_ files merge left to right, the config's own cfg last; nested dicts merge key by key unless the
+    override says _delete_=True (then it replaces the section)."""
+    (tmp_path / "a.py").write_text(
+        "cfg = dict(model=dict(arch='a', depth=2, extra=dict(x=1, y=2)), optim=dict(lr=1))\n")
+    (tmp_path / "b.py").write_text("cfg = dict(model=dict(arch='b'), optim=dict(epochs=5))\n")
+    (tmp_path / "child.py").write_text(
+        "_base_ = ['a.py', 'b.py']\ncfg = dict(model=dict(depth=4, extra=dict(_delete_=True, z=3)))\n")
+    assert load_config(str(tmp_path / "child.py")) == {
+        "model": {"arch": "b", "depth": 4, "extra": {"z": 3}}, "optim": {"lr": 1, "epochs": 5}}
+
+
+def test_data_root_reaches_the_processes_a_tool_starts(tmp_path, monkeypatch):
+    from asl.cli import config_tool_parser, config_tool_run
+
+    monkeypatch.delenv("ASL_DATASETS", raising=False)
+    parser = config_tool_parser("", "pretrain", os.path.join(REPO, "configs", "pretrain", "toy_asl.py"))
+    args = parser.parse_intermixed_args(["optim.epochs=2", "--data-root", str(tmp_path / "data")])
+    cfg, run_dir = config_tool_run(args, "pretrain", os.path.join(REPO, "configs", "pretrain", "toy_asl.py"))
+    assert os.environ["ASL_DATASETS"] == str(tmp_path / "data")  # inherited by every subprocess
+    assert cfg["optim"]["epochs"] == 2 and run_dir == os.path.join("work_dirs", "pretrain", "toy_asl")
