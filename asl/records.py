@@ -10,10 +10,14 @@ def write_json(path: str, obj):
     """Write `obj` as JSON atomically (temp file + rename): a reader never sees half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:  # a failed write (an object JSON cannot hold, a full disk) leaves the old file and no temp file
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def metrics_record(stage: str, dataset: str, init: dict, model: str, metrics: dict, iterations: int, epochs,

@@ -30,3 +30,20 @@ def test_table_reads_every_number_from_the_stage_files(tmp_path):
     assert saved["rows"]["asl"]["mIoU"] == {"value": 44.44, "source": files[2]}
     assert saved["chance"] == {"box AP": 0.0, "mIoU": 17.49}
     assert open(paths["chart"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failed_json_write_leaves_the_previous_file_whole_and_no_temp_file(tmp_path):
+    """metrics.json is written through a temp file: a write that fails half way (here an object JSON cannot hold,
+    met after part of the file is out) leaves the previous metrics.json as it was."""
+    import os
+
+    import pytest
+
+    from asl.records import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(str(path), {"metrics": {"top1": 50.0}})
+    with pytest.raises(TypeError):
+        write_json(str(path), {"metrics": {"top1": 60.0}, "bad": {1, 2}})
+    assert json.loads(path.read_text()) == {"metrics": {"top1": 50.0}}
+    assert os.listdir(tmp_path) == ["metrics.json"]
