@@ -24,9 +24,9 @@ def test_photos_are_jpegs_at_coco_sizes(tmp_path):
 
 def test_benchmark_reports_every_reader_the_gpu_need_and_end_to_end_rates(tmp_path):
     out = tmp_path / "result.json"
-    result = tool.main(["--images", "24", "--workers", "0,1", "--batch", "4", "--batches", "2", "--img-size", "32",
-                        "--arch", "vit_micro_patch8", "--gpu-archs", "vit_micro_patch8", "--mfu", "0.5",
-                        "--peak-tflops", "100", "--cores-per-gpu", "16,10", "--json", str(out)])
+    result = tool.main(["--images", "24", "--workers", "0,1", "--batch", "4", "--batches", "2", "--train-batches", "1",
+                        "--img-size", "32", "--arch", "vit_micro_patch8", "--gpu-archs", "vit_micro_patch8",
+                        "--mfu", "0.5", "--peak-tflops", "100", "--cores-per-gpu", "16,10", "--json", str(out)])
     assert set(result["loader_img_per_s"]) == {"folder_pil", "folder_fast", "shards_fast"}
     for rates in result["loader_img_per_s"].values():
         assert set(rates) == {0, 1} and all(v > 0 for v in rates.values())
