@@ -16,7 +16,7 @@ def test_pipeline_runs_from_a_non_editable_install(tmp_path):
     assert {"asl", "chain", "tools", "transfer", "configs"} <= set(os.listdir(target))
     assert (target / "configs" / "pipeline" / "toy.py").exists()
     assert (target / "asl" / "data" / "imagenet100.txt").exists()
-    env = dict(os.environ, PYTHONPATH=str(target))
+    env = dict(os.environ, PYTHONPATH=str(target), ASL_DATASETS=str(tmp_path / "no_data"))
     run = lambda *args: subprocess.run([sys.executable, "-m", "tools.run_pipeline", *args], cwd=tmp_path,  # noqa
                                        env=env, capture_output=True, text=True)
     helped = run("--help")
@@ -30,7 +30,7 @@ def test_pipeline_runs_from_a_non_editable_install(tmp_path):
     table = run("--stages", "table", "--output-dir", str(work))  # the default config: the installed toy pipeline
     assert table.returncode == 0, table.stderr
     assert "| asl | 61.0 |" in table.stdout and (work / "results" / "results.json").exists()
-    assert "no toy scenes under datasets/toy_scenes: the table has no chance row" in table.stdout
+    assert f"no toy scenes under {tmp_path / 'no_data' / 'toy_scenes'}: the table has no chance row" in table.stdout
     located = subprocess.run([sys.executable, "-c", "import chain, tools; print(chain.__file__, tools.__file__)"],
                              cwd=tmp_path, env=env, capture_output=True, text=True).stdout
     assert str(target) in located and REPO not in located  # the installed copy, not the clone

@@ -145,6 +145,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow  # a torchrun launch (make test-slow, which .ci/run runs)
 def test_every_sample_once_per_epoch_over_two_processes_with_two_workers_each(tmp_path):
     pack_shards(str(numbered_images(tmp_path / "src", 30)), str(tmp_path / "shards"), per_shard=7,
                 log=lambda m: None)
