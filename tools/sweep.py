@@ -16,10 +16,10 @@ continues from its checkpoint, so adding values or seeds runs only what is new; 
 overrides or evaluation into the same OUTPUT_DIR is refused.
 
 Examples:
-    python tools/sweep.py configs/pretrain/toy_asl.py model.sem_weight=0.1,0.5,1,2 optim.epochs=30 --seeds 3 \\
-        --baseline mae --out docs/sem_weight_sweep
-    python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.1,0.3,1,3,10 optim.epochs=30 \\
-        --seeds 3 --baseline mae --out docs/lambda_sweep
+    python tools/sweep.py configs/pretrain/toy_asl.py model.sem_weight=0,0.1,0.5,1,2 --eval probe --seeds 3 \\
+        --baseline mae --random --out docs/sweeps/sem_weight
+    python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.1,1,3,10 --eval probe --seed-list 0,1 \\
+        --baseline mae --random --out docs/sweeps/lambda
     python tools/sweep.py configs/pretrain/toy_asl.py model.mask_ratio=0.6,0.75,0.9 --eval finetune \\
         --seed-list 0,1
     python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.5,1 --eval segmentation

@@ -8,7 +8,7 @@ cfg = dict(
         decoder=dict(embed_dim=512, depth=8, num_heads=16),  # MAE's decoder
         enhance=dict(num_heads=4, dropout=0.5),  # patch-level feature enhancement [paper]
         loss="contrastive",  # contrastive | mse  (MAE: mse)
-        temperature=1.0,  # λ of the patch-level contrastive loss [ours: docs/lambda_sweep.md]
+        temperature=1.0,  # λ of the patch-level contrastive loss [ours: docs/pretraining.md, the toy λ sweep]
         sem_weight=1.0,  # weight of L_SEM [paper: best of 0.1/0.5/1/2]
         mask_ratio=0.75, norm_pix_loss=True,
         decode_mode="batched",  # batched | sequential: the same losses; timings in docs/benchmarks.md
