@@ -19,7 +19,6 @@ Examples:
 """
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from asl.data.transforms import to_model_input  # noqa: E402
 from asl.engine.pretrain import build_dataset  # noqa: E402
 from asl.engine.runtime import epoch_loader  # noqa: E402
 from asl.models import build_pretrain_model  # noqa: E402
+from asl.records import write_json  # noqa: E402
 from tools.benchmark_pretrain import fvcore_flops_per_image  # noqa: E402
 
 COCO_SIZES = ((640, 480), (480, 640), (640, 427), (612, 612), (500, 375))
@@ -214,8 +214,7 @@ def main(argv=None):
         print(f"pretraining {args.method} {args.arch}: {real:.1f} img/s with the loader ({reader}, {best} workers), "
               f"{synthetic:.1f} img/s on synthetic input: ratio {real / synthetic:.3f}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return result
 
 

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from asl.cli import UserError, main_guard  # noqa: E402
+from asl.records import write_json  # noqa: E402
 from tools.benchmark_data import write_photos  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
@@ -139,8 +140,7 @@ def main(argv=None):
               round(seg, 2), "images": None if args.data_root else args.images, "data_root": args.data_root,
               "batch": args.batch, "batches": args.batches}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return result
 
 

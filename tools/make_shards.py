@@ -24,7 +24,7 @@ def parse_args(argv=None):
     parser.add_argument("src", help="folder of images (any tree; .jpg .jpeg .png .webp .bmp)")
     parser.add_argument("dst", help="folder to write the shards and index.json into")
     parser.add_argument("--per-shard", type=int, default=10_000,
-                        help="images per shard (default 10000: about 1.6 GB of COCO-size JPEGs)")
+                        help="images per shard (default 10000)")
     parser.add_argument("--shuffle-seed", type=int,
                         help="pack in a seeded random order (for readers that stream shards in order); default: "
                              "sorted, so sample i is the folder reader's sample i")

@@ -112,8 +112,8 @@ class DecodeCropFlip:
     Other formats (PNG, the toy scenes) take PIL's resize: exactly the slow path's pixels. The output stays uint8,
     so workers send a quarter of the bytes."""
 
-    def __init__(self, img_size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), fast_jpeg: bool = True):
-        self.img_size, self.scale, self.ratio, self.fast_jpeg = img_size, scale, ratio, fast_jpeg
+    def __init__(self, img_size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.img_size, self.scale, self.ratio = img_size, scale, ratio
 
     def params(self, img: Image.Image):
         """(top, left, height, width, flip): torchvision's RandomResizedCrop, then RandomHorizontalFlip's draw."""
@@ -125,7 +125,7 @@ class DecodeCropFlip:
 
     def apply(self, img: Image.Image, top: int, left: int, height: int, width: int, flip: bool) -> torch.Tensor:
         """The crop (in the full image's pixels) decoded, resized to img_size x img_size, flipped: uint8 CHW."""
-        if self.fast_jpeg and img.format == "JPEG":
+        if img.format == "JPEG":
             out = self._jpeg(img, top, left, height, width)
         else:
             # crop the whole pixels first, as torchvision does, then resize: the same pixels
