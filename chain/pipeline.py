@@ -292,11 +292,18 @@ class Pipeline:
             print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                   f"train / {meta['num_val']} val labeled", flush=True)
 
+    def seed_override(self, key: str) -> list:
+        """`key=seed` when the config sets `seed` (every stage's training seed, e.g. seed=1 on the command line),
+        else nothing: each tool keeps its config's own seed."""
+        seed = self.cfg.get("seed")
+        return [] if seed is None else [f"{key}={seed}"]
+
     def steps_pretrain(self):
         p = self.cfg["pretrain"]
         return [Step(f"pretrain {m}", "pretrain",
                      _tool("tools.pretrain", p.get("nproc", 1)) + [
                          p["configs"][m], *self.fill("pretrain", p.get("overrides", [])),
+                         *self.seed_override("runtime.seed"),
                          *self.fill("pretrain", p.get("args", [])), "--output-dir", self.path("pretrain", m)],
                      self.path("pretrain", m, "metrics.json"), alone=True) for m in self.pretrained_methods]
 
@@ -345,10 +352,10 @@ class Pipeline:
             else:
                 init_args = ["--init", self.converted(m, task.init), "--init-name", m]
                 needs = (f"convert {m} {task.init}",)
-            cmd = _tool(task.tool, c.get("nproc", 1)) + [c["config"], *self.fill(task.name, c.get("overrides", [])),
-                                                         *init_args, "--output-dir", self.path(task.name, m),
-                                                         *(task.extra_args(c) if task.extra_args else []),
-                                                         *self.fill(task.name, c.get("args", []))]
+            cmd = _tool(task.tool, c.get("nproc", 1)) + [
+                c["config"], *self.fill(task.name, c.get("overrides", [])), *self.seed_override(task.seed_key),
+                *init_args, "--output-dir", self.path(task.name, m), *(task.extra_args(c) if task.extra_args else []),
+                *self.fill(task.name, c.get("args", []))]
             steps.append(Step(f"{task.name} {m}", task.name, cmd, self.path(task.name, m, "metrics.json"), needs))
         return steps
 

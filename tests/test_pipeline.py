@@ -11,6 +11,7 @@ import torch
 from asl.cli import UserError
 from asl.data.toy import classification_objects
 from chain.pipeline import Pipeline, Step
+from chain.task import BUILTIN
 
 CFG = dict(inits=["asl", "random"], toy=None, title="t",
            linprobe=dict(config="unused.py", overrides=[]), finetune=dict(config="unused.py", overrides=[]))
@@ -208,3 +209,26 @@ def test_a_task_declared_in_its_own_folder_runs_through_the_pipeline_and_the_tab
     assert "* dummy counting: 3 counts for every initialisation" in out and "training seed: 7" in out
     saved = json.loads(open(pipe.path("results", "results.json")).read())
     assert saved["rows"]["asl"]["dummy score"]["source"] == pipe.path("dummy", "asl", "metrics.json")
+
+
+def test_the_pipeline_seed_reaches_every_stage_in_its_own_key(tmp_path, capsys):
+    """seed=N sets each stage's training seed through the key its task declares (train.seed for detectron2,
+    randomness.seed for mmengine, runtime.seed for ours); the table reports the seed the runs saved."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "dummy_task")
+    unused = dict(config="unused.py")
+    cfg = dict(CFG, seed=3, tasks=[*BUILTIN, os.path.join(folder, "task.py")], pretrain=dict(configs=dict(asl="a.py")),
+               detection=unused, segmentation=unused, dummy=unused)
+    pipe = Pipeline(cfg, str(tmp_path))
+    keys = {step.name: [a for a in step.cmd if a.endswith("seed=3")]
+            for step in pipe.steps_pretrain() + [s for t in pipe.tasks.values() if t.name in cfg
+                                                 for s in pipe.steps_transfer(t)] if step.name.endswith(" asl")}
+    assert keys["pretrain asl"] == ["runtime.seed=3"] and keys["detection asl"] == ["train.seed=3"]
+    assert keys["segmentation asl"] == ["randomness.seed=3"] and keys["finetune asl"] == ["runtime.seed=3"]
+    assert all(len(v) == 1 for v in keys.values())
+    unseeded = Pipeline(dict(cfg, seed=None), str(tmp_path / "b"))
+    commands = unseeded.steps_pretrain()[0].cmd + unseeded.steps_transfer(unseeded.tasks["detection"])[0].cmd
+    assert not any("seed=" in a for a in commands)
+    for step in pipe.steps_transfer(pipe.tasks["dummy"]):
+        subprocess.run(step.cmd, check=True)
+    pipe.run(["table"])
+    assert "training seed: 3 (one run per cell)" in capsys.readouterr().out

@@ -46,6 +46,7 @@ model.roi_heads.box_head.fc_dims = [256]
 model.roi_heads.box_predictor.input_shape = ShapeSpec(channels=256)
 model.roi_heads.mask_head.input_shape = ShapeSpec(channels=CHANNELS, width=14, height=14)
 model.roi_heads.mask_head.conv_dims = [CHANNELS, CHANNELS, CHANNELS]  # 2 convs + the upsampling deconv
+model.roi_heads.box_predictor.test_topk_per_image = 20  # a toy scene holds at most 3 objects: fewer masks to paste
 
 # LSJ at 64 px. The scale range is narrowed from ViTDet's 0.1-2.0: at 0.1 a 64 px toy scene becomes 6 px and its
 # objects vanish. RLE masks need detectron2's bitmask format.

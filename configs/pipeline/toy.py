@@ -12,14 +12,15 @@ cfg = dict(
     title="Toy scenes (CPU): transfer of ASL, MAE and random initialisations",
     inits=["asl", "mae", "random"],
     jobs=2,  # two one-thread steps at once: more work per second from 2 cores than one two-thread step
+    seed=None,  # every stage's training seed (seed=1 on the command line); None: each config's own (0)
     toy=dict(TOY_SCENES),
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["runtime.tensorboard=False"]),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
-                   overrides=["train.max_iter=100", "train.eval_period=100"]),
+                   overrides=["train.max_iter=400", "train.eval_period=400"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
-                      overrides=["train_cfg.max_iters=100"]),
+                      overrides=["train_cfg.max_iters=200"]),
     linprobe=dict(config=f"{CONFIGS}/linprobe/toy.py", overrides=["data.cache_features=True"]),
-    finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=5"]),
+    finetune=dict(config=f"{CONFIGS}/finetune/toy.py"),
 )
