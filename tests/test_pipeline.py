@@ -232,3 +232,15 @@ def test_the_pipeline_seed_reaches_every_stage_in_its_own_key(tmp_path, capsys):
         subprocess.run(step.cmd, check=True)
     pipe.run(["table"])
     assert "training seed: 3 (one run per cell)" in capsys.readouterr().out
+
+
+def test_overrides_alone_apply_to_the_default_config(tmp_path):
+    """`run_pipeline.py seed=1` (no config) overrides the toy config; a config path still comes first."""
+    from tools.run_pipeline import DEFAULT_CONFIG, parse_args
+
+    args = parse_args(["seed=1", "jobs=1", "--output-dir", str(tmp_path)])
+    assert args.config == DEFAULT_CONFIG and args.overrides == ["seed=1", "jobs=1"]
+    config = tmp_path / "mine.py"
+    config.write_text("cfg = dict()\n")
+    args = parse_args([str(config), "seed=1"])
+    assert args.config == str(config) and args.overrides == ["seed=1"]

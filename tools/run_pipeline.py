@@ -39,7 +39,10 @@ def parse_args(argv=None):
     parser.add_argument("--force", action="store_true",
                         help="redo the stages named by --stages from scratch, even if their results exist")
     parser.add_argument("--debug", action="store_true")
-    return parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if "=" in args.config and not os.path.exists(args.config):  # overrides of the default config: `seed=1`
+        args.config, args.overrides = DEFAULT_CONFIG, [args.config, *args.overrides]
+    return args
 
 
 @main_guard

@@ -1,7 +1,6 @@
 """Linear probing and end-to-end fine-tuning (MAE's protocols): DDP, per-iteration warmup + cosine, progress with
 ETA, log.jsonl, metrics.json (top-1 / top-5); launch, AMP, checkpoints with exact resume (mid-epoch too) and
 preemption come from the shared runtime (asl.engine.runtime)."""
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -25,10 +24,11 @@ from ..models import ARCHS, build_encoder
 from ..models.classifier import ViTClassifier
 from ..models.vit import ViTEncoder
 from ..optim import param_groups
-from ..optim.schedule import lr_at, set_lr
+from ..optim.schedule import lr_at
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import NonFiniteLoss, Session, base_lr
+from .runtime import Session, base_lr
+from .step import LossWindow, TrainStep
 
 MODES = ("linprobe", "finetune")
 
@@ -259,32 +259,6 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     return run
 
 
-class PendingLoss:
-    """The micro-steps' losses summed on the device since the last fold: read (one host sync, and one all-reduce
-    with several processes) only when the loop logs, saves or checks for a stop, not every step. A non-finite sum
-    on any process stops every process before anything is saved, so the last checkpoint stays good."""
-
-    def __init__(self, session: Session, step: int):
-        self.session, self.first_step, self.total = session, step + 1, None
-
-    def add(self, loss: torch.Tensor):
-        loss = loss.detach().float()
-        self.total = loss if self.total is None else self.total + loss
-
-    def fold_into(self, sums: dict, step: int, epoch: int):
-        value = self.total.item() if self.total is not None else 0.0
-        bad = not math.isfinite(value)
-        if self.session.world_size > 1:  # every process stops, or none (a lone raise would leave the others waiting)
-            bad = self.session.all_reduce([float(bad)], op="sum")[0] > 0
-        if bad:
-            raise NonFiniteLoss(f"loss is {value} between iterations {self.first_step} and {step} (epoch {epoch + 1}, "
-                                f"on at least one process); stopping. The last good checkpoint in "
-                                f"{self.session.path('checkpoints')} is intact: lower the lr or use bf16, then "
-                                "--resume auto")
-        sums["loss"] += value
-        self.first_step, self.total = step + 1, None
-
-
 def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool:
     """The rest of the current epoch; True when it ended, False when runtime.max_iters stopped it first.
     Checkpoints every runtime.save_every_iters steps; a stop signal checkpoints and raises Preempted."""
@@ -298,30 +272,31 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
     run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
     run.train_set.epoch = progress["epoch"]
     t0, seen0 = time.time(), sums["seen"]
-    pending = PendingLoss(session, progress["step"])
+    trainer = TrainStep(session, run.net, optimizer, progress,
+                        lambda step: lr_at(step, run.base_lr, warmup, schedule_total, ocfg["min_lr"]))
+    window = LossWindow(session, progress["step"])
+
+    def fold():  # the one host sync (and all-reduce), before anything is saved
+        sums["loss"] += window.read(progress["step"], progress["epoch"])["sum"] / world_size
+
+    def forward(x, y):
+        loss = run.criterion(run.forward(x), y)
+        window.add(loss)
+        return loss
+
     for x, y in session.loader(run.train_set, run.sampler, batch, cfg["data"]["num_workers"], progress["epoch"]):
-        if progress["micro_in_epoch"] % accum == 0:
-            set_lr(optimizer, lr_at(progress["step"], run.base_lr, warmup, schedule_total, ocfg["min_lr"]))
         x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
         if run.mixup is not None:
             x, y = run.mixup(x, y)
-        last_micro = (progress["micro_in_epoch"] + 1) % accum == 0
-        with session.accumulating(run.net, last_micro):
-            with session.autocast():
-                loss = run.criterion(run.forward(x), y)
-            session.scaler.scale(loss / accum).backward()
-        pending.add(loss)
+        _, stepped = trainer.micro(forward, x, y)
         sums["seen"] += 1
-        progress["micro_in_epoch"] += 1
-        if progress["micro_in_epoch"] % accum:
+        if not stepped:
             continue
-        session.optimizer_step(optimizer)
-        progress["step"] += 1
         step = progress["step"]
         ending = progress["micro_in_epoch"] == epoch_micros or step >= run.total_steps
         saving = save_every_iters and step % save_every_iters == 0
         if ending or saving or step % rt["log_every"] == 0:
-            pending.fold_into(sums, step, progress["epoch"])  # the one host sync, before anything is saved
+            fold()
         if step % rt["log_every"] == 0 and session.main:
             eta = (time.time() - run.started[0]) / max(step - run.started[1], 1) * (run.total_steps - step)
             print(f"[{mode}] ep {progress['epoch'] + 1}/{ocfg['epochs']} it {step}/{run.total_steps} loss "
@@ -333,7 +308,7 @@ def train_one_epoch(session: Session, cfg: dict, run: ClassificationRun) -> bool
         if saving:
             session.save("last.pth", run.state())
         if session.stop_requested(step):
-            pending.fold_into(sums, step, progress["epoch"])
+            fold()
             session.preempt(step, run.state())
     return progress["micro_in_epoch"] == epoch_micros
 

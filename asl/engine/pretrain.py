@@ -1,7 +1,6 @@
 """The pretraining loop for ASL and MAE: DDP, AdamW, per-iteration warmup + half-cycle cosine, gradient
 accumulation, optional torch.compile, logging; launch, AMP, checkpoints, exact resume and preemption come from
 the shared runtime (asl.engine.runtime)."""
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,10 +16,11 @@ from ..data.toy import ensure_toy_scenes
 from ..data.transforms import DecodeCropFlip, has_fast_path, pretrain_transform, to_model_input
 from ..models import ARCHS, build_pretrain_model
 from ..optim import param_groups
-from ..optim.schedule import lr_at, set_lr
+from ..optim.schedule import lr_at
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
-from .runtime import NonFiniteLoss, Session, base_lr
+from .runtime import Session, base_lr
+from .step import LossWindow, TrainStep
 
 TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the loss terms each method logs
 
@@ -104,7 +104,7 @@ class PretrainRun:
     base_lr: float
     progress: dict = field(default_factory=lambda: dict(step=0, epoch=0, micro_in_epoch=0, last_loss=None))
     skipped: int = 0  # unreadable files of this piece of the run
-    window: "Window" = None
+    window: LossWindow = None
     probe_data: object = None  # the monitor's splits, read at its first use
     started: tuple = (0.0, 0)  # (time, step) this piece started at, for the ETA
 
@@ -152,7 +152,8 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
         optimizer.load_state_dict(ckpt["optimizer"])
         run.progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
                             last_loss=ckpt.get("last_loss"))
-    run.window, run.started = Window(session.device), (time.time(), run.progress["step"])
+    run.window = LossWindow(session, run.progress["step"], TERM_NAMES[mcfg["method"]])
+    run.started = (time.time(), run.progress["step"])
     session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
                 f"{world_size} process(es) on {session.device.type}, batch {eff_batch} = {batch} x {world_size} "
                 f"x accum {accum} (lr {lr:.3g}), {steps_per_epoch} steps/epoch, {total_steps} steps; run dir "
@@ -165,37 +166,33 @@ def train_one_epoch(session: Session, cfg: dict, run: PretrainRun):
     Checkpoints as the runtime config says; a stop signal checkpoints and raises Preempted."""
     rt, opt_cfg = cfg["runtime"], cfg["optim"]
     batch, accum, world_size = opt_cfg["batch_size"], session.accum_iter, session.world_size
-    progress, optimizer, net = run.progress, run.optimizer, run.net
+    progress = run.progress
     warmup = opt_cfg["warmup_epochs"] * run.steps_per_epoch
     schedule_total = run.steps_per_epoch * opt_cfg["epochs"]
     keep_every, save_every_iters = rt.get("keep_every_epochs") or 0, rt.get("save_every_iters") or 0
+    trainer = TrainStep(session, run.net, run.optimizer, progress,
+                        lambda step: lr_at(step, run.base_lr, warmup, schedule_total, opt_cfg["min_lr"]))
 
     def log():
-        progress["last_loss"] = _log(session, run.window, progress["step"], run.total_steps,
-                                     progress["epoch"], opt_cfg["epochs"], lr, *run.started, run.skipped)
+        progress["last_loss"] = _log(session, run.window, progress["step"], run.total_steps, progress["epoch"],
+                                     opt_cfg["epochs"], trainer.lr, *run.started, run.skipped)
+
+    def forward(imgs):
+        out = run.net(imgs)
+        run.window.add(out["loss"], out["terms"], imgs.shape[0] * world_size)
+        return out
 
     run.sampler.set_epoch(progress["epoch"], progress["micro_in_epoch"] * batch)
     run.dataset.epoch = progress["epoch"]
-    net.train()
+    run.net.train()
     for imgs, skipped in session.loader(run.dataset, run.sampler, batch, cfg["data"]["num_workers"],
                                         progress["epoch"], collate_skip_bad):
         run.skipped += skipped
-        if progress["micro_in_epoch"] % accum == 0:
-            lr = lr_at(progress["step"], run.base_lr, warmup, schedule_total, opt_cfg["min_lr"])
-            set_lr(optimizer, lr)
-        sync = (progress["micro_in_epoch"] + 1) % accum == 0
         if imgs is not None:
             imgs = to_model_input(imgs.to(session.device, non_blocking=True))
-            with session.accumulating(net, sync):
-                with session.autocast():
-                    out = net(imgs)
-                session.scaler.scale(out["loss"] / accum).backward()
-            run.window.add(out, imgs.shape[0] * world_size)
-        progress["micro_in_epoch"] += 1
-        if not sync:
+        _, stepped = trainer.micro(None if imgs is None else forward, imgs)
+        if not stepped:
             continue
-        session.optimizer_step(optimizer)
-        progress["step"] += 1
         step = progress["step"]
         if progress["micro_in_epoch"] >= accum * run.steps_per_epoch:
             progress["epoch"], progress["micro_in_epoch"] = progress["epoch"] + 1, 0
@@ -230,53 +227,17 @@ def finish(session: Session, cfg: dict, run: PretrainRun) -> dict:
     return metrics
 
 
-class Window:
-    """Loss sums of the steps since the last log line, kept on the device: reading them (a host sync) happens
-    only at log and checkpoint time, not every step."""
-
-    def __init__(self, device):
-        self.device = device
-        self.reset()
-
-    def reset(self):
-        self.loss, self.terms, self.n, self.imgs, self.t = None, {}, 0, 0, time.time()
-
-    def add(self, out: dict, imgs: int):
-        loss = out["loss"].detach().float()
-        self.loss = loss if self.loss is None else self.loss + loss
-        for k, v in out["terms"].items():
-            v = v.detach().float()
-            self.terms[k] = v if k not in self.terms else self.terms[k] + v
-        self.n += 1
-        self.imgs += imgs
-
-
 def _log(session, window, step, total_steps, epoch, epochs, lr, start_time, start_step, skipped):
-    """Write one progress line / JSON record from the window and reset it; returns the mean loss. A non-finite
-    loss stops the run before anything is saved, so the last checkpoint stays good."""
-    # sums and counts reduced over the processes, with the same names on each (a process whose window held
-    # only unreadable files contributes zeros): every process takes part in the same collective
-    names = TERM_NAMES[session.cfg["model"]["method"]]
-    zero = torch.zeros((), device=session.device)
-    local = torch.stack([window.loss if window.loss is not None else zero,
-                         *(window.terms.get(k, zero) for k in names)]).double().cpu().tolist()
-    *sums, count = session.all_reduce([*local, window.n], op="sum")
-    loss, *values = (v / max(count, 1) for v in sums)
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(
-            f"loss is {loss} between iterations {step - window.n + 1} and {step} (epoch {epoch + 1}); stopping. "
-            f"The last good checkpoint in {session.path('checkpoints')} is intact: lower the lr or use bf16, then "
-            "--resume auto")
-    terms = dict(zip(names, values))
-    now = time.time()
-    img_s = window.imgs / max(now - window.t, 1e-9)
-    eta = (now - start_time) / max(step - start_step, 1) * (total_steps - step)
+    """Write one progress line / JSON record from the window (which a non-finite loss stops at, before anything
+    is saved) and empty it; returns the mean loss."""
+    read = window.read(step, epoch)
+    terms = {k: read[k] for k in window.names}
+    eta = (time.time() - start_time) / max(step - start_step, 1) * (total_steps - step)
     mem = peak_memory_gib(session.device)
-    record = {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}, "lr": lr, "img_per_s": img_s,
-              "epoch": epoch, "mem_gib": mem, "skipped_files": skipped}
+    record = {"loss": read["loss"], **{f"loss_{k}": v for k, v in terms.items()}, "lr": lr,
+              "img_per_s": read["img_per_s"], "epoch": epoch, "mem_gib": mem, "skipped_files": skipped}
     term_text = " ".join(f"{k} {v:.4f}" for k, v in terms.items())
-    line = (f"[pretrain] it {step}/{total_steps} ep {epoch}/{epochs} loss {loss:.4f} ({term_text}) lr {lr:.2e} "
-            f"{img_s:.1f} img/s mem {mem:.2f}G eta {format_seconds(eta)}")
+    line = (f"[pretrain] it {step}/{total_steps} ep {epoch}/{epochs} loss {read['loss']:.4f} ({term_text}) lr "
+            f"{lr:.2e} {read['img_per_s']:.1f} img/s mem {mem:.2f}G eta {format_seconds(eta)}")
     session.logger.log(step, record, line)
-    window.reset()
-    return loss
+    return read["loss"]
