@@ -244,3 +244,22 @@ def test_overrides_alone_apply_to_the_default_config(tmp_path):
     config.write_text("cfg = dict()\n")
     args = parse_args([str(config), "seed=1"])
     assert args.config == str(config) and args.overrides == ["seed=1"]
+
+
+def test_force_redoes_the_named_stage_only_and_a_rerun_reuses_it(tmp_path):
+    """A finished stage is reused on a rerun; --force redoes it from scratch (the tool gets --force) and leaves
+    the stages it did not name alone."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "dummy_task")
+    cfg = dict(inits=["asl", "random"], toy=None, title="t", tasks=[os.path.join(folder, "task.py")],
+               pretrain=dict(configs=dict(asl="unused.py")), dummy=dict(config="unused.py"))
+    pipe = Pipeline(cfg, str(tmp_path))
+    os.makedirs(os.path.dirname(pipe.pretrained("asl")))
+    open(pipe.pretrained("asl"), "w").close()
+    _write(pipe.path("pretrain", "asl", "metrics.json"), "pretrain", "asl")
+    runs = lambda m: open(pipe.path("dummy", m, "runs.txt")).read().split()  # noqa: E731
+    pipe.run(["pretrain", "dummy", "table"])
+    Pipeline(cfg, str(tmp_path)).run(["pretrain", "dummy", "table"])
+    assert runs("asl") == runs("random") == ["resume"]
+    Pipeline(cfg, str(tmp_path), force=True).run(["dummy", "table"])
+    assert runs("asl") == runs("random") == ["resume", "force"]
+    assert os.path.getsize(pipe.pretrained("asl")) == 0  # pretraining, not named, untouched

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Linear probing of a frozen encoder: cls token, BatchNorm without affine, linear head, LARS.
+"""Linear probing of a frozen encoder: cls token (or the mean patch token: model.pool), BatchNorm without affine,
+linear head, LARS.
 
 Examples:
     python tools/linprobe.py --init work_dirs/pretrain/toy_asl/checkpoints/last.pth --init-name asl   # toy, CPU

@@ -133,9 +133,9 @@ def main(argv=None):
         if external.rank:
             args.dataset_summaries = prepare_datasets(cfg, args.data_root, args.eval_only)
         return run(args)
-    # detectron2's launch spawns the processes: this one waits for them through a stop signal (they save and
-    # stop) and passes their status 75 on
-    signals = StopSignals()
+    # detectron2's launch spawns the processes: this one waits for them through a stop signal, passes it on (they
+    # save and stop) and passes their status 75 on
+    signals = StopSignals(forward_to_children=True)
     try:
         launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))

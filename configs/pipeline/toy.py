@@ -18,9 +18,9 @@ cfg = dict(
                   overrides=["runtime.tensorboard=False"]),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
-                   overrides=["train.max_iter=400", "train.eval_period=400"]),
+                   overrides=["train.max_iter=300", "train.eval_period=300"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
                       overrides=["train_cfg.max_iters=200"]),
     linprobe=dict(config=f"{CONFIGS}/linprobe/toy.py", overrides=["data.cache_features=True"]),
-    finetune=dict(config=f"{CONFIGS}/finetune/toy.py"),
+    finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=10"]),
 )

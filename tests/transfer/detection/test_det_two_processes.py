@@ -4,9 +4,12 @@ metrics.json. (Resumed detection is not bit-identical to an uninterrupted run: t
 start point, docs/detection.md.)"""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 from det_helpers import CONFIGS, FAST, REPO, TINY
 
 from asl.checkpoint import read_checkpoint
@@ -39,3 +42,27 @@ def test_two_processes_train_stop_at_the_time_limit_and_resume(small_root, tmp_p
     steps = [r["iteration"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
              if "total_loss" in r]
     assert steps[0] == 0 and sorted(set(steps)) == list(range(ITERS))
+
+
+@pytest.mark.slow  # a minute: two detectron2 workers started, signalled and saved
+def test_a_stop_signal_to_the_launching_tool_saves_and_exits_75(small_root, tmp_path):
+    """SIGTERM to train_det.py (the process SLURM signals; detectron2's launch spawned the two workers): the
+    workers save the iteration they reached and the tool passes their status 75 (requeue me) on."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(REPO, "tools", "train_det.py"), TOY, "--num-gpus", "2", "--data-root",
+           str(small_root), "--output-dir", str(out), *TINY, *FAST, "train.max_iter=10000",
+           "train.checkpointer.period=100000", "dataloader.train.total_batch_size=4"]
+    console = tmp_path / "console.txt"
+    with open(console, "w") as sink:
+        tool = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=sink, stderr=subprocess.STDOUT,
+                                cwd=REPO)
+        deadline = time.time() + 300
+        while " iter: 2 " not in console.read_text() and tool.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        tool.send_signal(signal.SIGTERM)
+        tool.wait(timeout=300)
+    output = console.read_text()
+    assert tool.returncode == 75, output[-3000:]
+    saved = (out / "last_checkpoint").read_text()
+    assert read_checkpoint(out / saved)["iteration"] >= 2 and not (out / "metrics.json").exists()
+    assert "preempted" in output
