@@ -1,9 +1,12 @@
 """`make demo` from a fresh clone, as a new user runs it (slow; `.ci/run` runs it after the default suite): the whole
 toy chain ends green within its budgets (stages 15 minutes of wall time, no process above 4 GiB) with the results
 table, every number of which is the value in the metrics.json it names, the probes' and the transfer's columns
-for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0: both
-pretrained encoders at least 10 points above random weights in the object probes' linear top-1, 4 in their kNN
-top-1 and 5 in dense mIoU (the toy's goal of +10 in all three is not met yet: docs/toy.md)."""
+for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0, with a
+margin: both pretrained encoders at least 10 points above random weights in the object probes' linear top-1, 4 in
+kNN top-1 and 5 in dense mIoU (the toy's goal of +10 in all three is not met: docs/toy.md); in linear probing
+ASL +10 and MAE +5 over random weights; in fine-tuning ASL +5; in Mask R-CNN ASL with detections (box AP >= 1)
+and ahead of random weights. UperNet's column is reported, not asserted: at the demo's 200 iterations its gain
+over random weights is within the seeds' spread (docs/results.md)."""
 import json
 import os
 import resource
@@ -26,10 +29,14 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
     env.pop("VIRTUAL_ENV", None)
     run = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    work = clone / "work_dirs" / "pipeline" / "toy"
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    check_demo(clone / "work_dirs" / "pipeline" / "toy", run.stdout, peak_gib)
+
+
+def check_demo(work, stdout: str, peak_gib: float):
+    """Every promise of the demo on its pipeline directory `work` (also usable on a demo run elsewhere)."""
     times = json.loads((work / "stage_times.json").read_text())
     wall = json.loads((work / "timeline.json").read_text())["wall_s"]
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     print(f"stage times (s, steps summed): {times}; stages took {wall:.0f} s of wall time; largest process "
           f"{peak_gib:.2f} GiB")
     assert wall <= 15 * 60 and peak_gib <= 4.0
@@ -49,16 +56,18 @@ def test_make_demo_from_a_fresh_clone(tmp_path):
             source = json.loads(open(cell["source"]).read())
             assert os.path.realpath(cell["source"]) == os.path.realpath(work / stage / method / "metrics.json")
             assert source["init"]["method"] == method and cell["value"] == source["metrics"][key]
-    random = {label: table["random"][label]["value"] for label in ("kNN top-1", "linear top-1", "dense mIoU")}
+    value = {method: {label: cell["value"] for label, cell in row.items()} for method, row in table.items()}
+    random = value["random"]
     for method in ("asl", "mae"):
-        probes = {label: table[method][label]["value"] for label in random}
-        assert probes["linear top-1"] >= random["linear top-1"] + 10, (method, probes, random)
-        assert probes["kNN top-1"] >= random["kNN top-1"] + 4, (method, probes, random)
-        assert probes["dense mIoU"] >= random["dense mIoU"] + 5, (method, probes, random)
+        gains = {label: round(value[method][label] - random[label], 1) for label in random}
+        assert gains["linear top-1"] >= 10 and gains["kNN top-1"] >= 4 and gains["dense mIoU"] >= 5, (method, gains)
+        assert gains["LP top-1"] >= (10 if method == "asl" else 5), (method, gains)
+    assert value["asl"]["FT top-1"] >= random["FT top-1"] + 5, (value["asl"], random)
+    assert value["asl"]["box AP"] >= max(1.0, random["box AP"]), (value["asl"], random)
     markdown = (work / "results" / "results.md").read_text()
     mae = table["mae"]
     assert f"| mae | {mae['kNN top-1']['value']:.1f} | {mae['linear top-1']['value']:.1f} |" in markdown
-    assert markdown in run.stdout
+    assert markdown in stdout
     for path in ["results/results.png", "figures/asl/reconstructions.png", "figures/mae/reconstructions.png",
                  "figures/asl/loss_curves.png"]:
         assert (work / path).stat().st_size > 10_000, path
