@@ -116,7 +116,10 @@ def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
     assert c["start"] >= a["end"]  # c waited for a
     assert a["threads"] == "3"  # each step got its share of the cores (6 / 2)
     assert "says bye" in (tmp_path / "logs" / "a.log").read_text()  # parallel steps write to their logs
-    assert set(pipe.seconds) == {"a", "b", "c"} and sum(pipe.seconds.values()) == pytest.approx(2.1, abs=1.0)
+    # each step's seconds cover its own run (the interpreter's start is the slack: seconds on a loaded machine)
+    ran = {n: d["end"] - d["start"] for n, d in zip("abc", (a, b, c))}
+    assert set(pipe.seconds) == set(ran) and all(ran[n] <= pipe.seconds[n] <= ran[n] + 10 for n in ran), pipe.seconds
+    assert ran["a"] >= 1.0 and ran["c"] >= 0.1
     pipe.run_steps(steps)  # everything done: reused, nothing rerun
     assert json.loads((tmp_path / "c.json").read_text()) == c
 

@@ -164,3 +164,20 @@ def test_an_unknown_conversion_target_is_refused(encoder_files, tmp_path, capsys
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and "argument --to: invalid choice: 'onnx'" in err_lines[-1]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["--debug", "ASL_DEBUG=1"])
+def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, capsys, how):
+    """docs/conventions.md: `--debug` or ASL_DEBUG=1 shows the traceback instead of the one line."""
+    argv = ["model.no_such_key=1", "--output-dir", "unused"]
+    if how == "--debug":
+        argv.append("--debug")
+        monkeypatch.setattr("sys.argv", ["pretrain.py", *argv])
+    else:
+        monkeypatch.setenv("ASL_DEBUG", "1")
+    with pytest.raises(UserError, match="no_such_key"):
+        load_tool("pretrain").main(argv)
+    assert "error: " not in capsys.readouterr().err
+    monkeypatch.delenv("ASL_DEBUG", raising=False)
+    monkeypatch.setattr("sys.argv", ["pretrain.py"])
+    assert "no_such_key" in one_line_error(capsys, load_tool("pretrain").main, argv[:3])

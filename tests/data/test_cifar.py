@@ -1,0 +1,54 @@
+"""The CIFAR reader on files written in the official python-pickle layout (a few known images): the pixels come
+back in HWC order at the right index with their label, train and test read their own files, CIFAR-100 its fine
+labels, and a file that is not a plain CIFAR batch or a missing folder is a one-line refusal."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from asl.cli import UserError
+from asl.data.cifar import CIFAR
+
+
+def write_batch(path, first_label, n, label_key=b"labels"):
+    """n images whose pixel (y, x) of channel c is (first_label + i + c + y + x) % 256, labels first_label + i."""
+    i, c, y, x = np.ogrid[:n, :3, :32, :32]
+    data = ((first_label + i + c + y + x) % 256).astype(np.uint8).reshape(n, 3 * 32 * 32)
+    with open(path, "wb") as f:
+        pickle.dump({b"data": data, label_key: [first_label + k for k in range(n)]}, f)
+
+
+def test_cifar10_pixels_labels_and_splits(tmp_path):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    for b in range(1, 6):
+        write_batch(base / f"data_batch_{b}", 10 * b, 2)
+    write_batch(base / "test_batch", 100, 3)
+    train, test = CIFAR(str(tmp_path), "cifar10", True), CIFAR(str(tmp_path), "cifar10", False)
+    assert len(train) == 10 and len(test) == 3
+    assert [train[k][1] for k in range(10)] == [10, 11, 20, 21, 30, 31, 40, 41, 50, 51]
+    image, label = train[3]  # batch 2, second image: base value 21
+    pixels = np.asarray(image)
+    assert label == 21 and pixels.shape == (32, 32, 3)
+    assert pixels[0, 0].tolist() == [21, 22, 23] and pixels[5, 7].tolist() == [33, 34, 35]  # (y, x) = (5, 7)
+    assert test[2][1] == 102
+
+
+def test_cifar100_reads_fine_labels(tmp_path):
+    base = tmp_path / "cifar-100-python"
+    base.mkdir()
+    write_batch(base / "train", 7, 4, label_key=b"fine_labels")
+    write_batch(base / "test", 90, 1, label_key=b"fine_labels")
+    assert [CIFAR(str(tmp_path), "cifar100", True)[k][1] for k in range(4)] == [7, 8, 9, 10]
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(UserError, match="no download here"):
+        CIFAR(str(tmp_path), "cifar10")
+    base = tmp_path / "cifar-100-python"
+    base.mkdir()
+    with open(base / "train", "wb") as f:
+        pickle.dump({b"data": os.system}, f)  # a pickle that would call a function: not a CIFAR batch
+    with pytest.raises(UserError, match="refusing to unpickle"):
+        CIFAR(str(tmp_path), "cifar100")
