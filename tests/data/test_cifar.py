@@ -12,9 +12,9 @@ from asl.data.cifar import CIFAR
 
 
 def write_batch(path, first_label, n, label_key=b"labels"):
-    """n images whose pixel (y, x) of channel c is (first_label + i + c + y + x) % 256, labels first_label + i."""
+    """n images whose pixel (y, x) of channel c is (first_label + i + 50 c + 2 y + x) % 256, labels first_label + i."""
     i, c, y, x = np.ogrid[:n, :3, :32, :32]
-    data = ((first_label + i + c + y + x) % 256).astype(np.uint8).reshape(n, 3 * 32 * 32)
+    data = ((first_label + i + 50 * c + 2 * y + x) % 256).astype(np.uint8).reshape(n, 3 * 32 * 32)
     with open(path, "wb") as f:
         pickle.dump({b"data": data, label_key: [first_label + k for k in range(n)]}, f)
 
@@ -31,7 +31,7 @@ def test_cifar10_pixels_labels_and_splits(tmp_path):
     image, label = train[3]  # batch 2, second image: base value 21
     pixels = np.asarray(image)
     assert label == 21 and pixels.shape == (32, 32, 3)
-    assert pixels[0, 0].tolist() == [21, 22, 23] and pixels[5, 7].tolist() == [33, 34, 35]  # (y, x) = (5, 7)
+    assert pixels[0, 0].tolist() == [21, 71, 121] and pixels[5, 7].tolist() == [38, 88, 138]  # (y, x) = (5, 7)
     assert test[2][1] == 102
 
 
