@@ -11,7 +11,7 @@ cfg = dict(
         temperature=1.0,  # λ of the patch-level contrastive loss [ours: docs/pretraining.md, the toy λ sweep]
         sem_weight=1.0,  # weight of L_SEM [paper: best of 0.1/0.5/1/2]
         mask_ratio=0.75, norm_pix_loss=True,
-        decode_mode="batched",  # batched | sequential: the same losses; timings in docs/benchmarks.md
+        decode_mode="batched",  # batched | sequential: the same losses; timings in docs/results.md
         chunk_size=4096, max_negatives=0,  # contrastive logits in chunks of rows; 0 = all masked patches
     ),
     # dataset: folder | shards (tools/make_shards.py) | cifar10 | cifar100; path None = the toy scenes under
