@@ -7,6 +7,8 @@ import functools
 import os
 import sys
 
+from .signals import EXIT_PREEMPTED, Preempted
+
 
 class UserError(Exception):
     """A mistake of the user's (missing path, malformed file, bad override): reported as one sentence. The one
@@ -21,7 +23,8 @@ def debug_enabled(argv=None) -> bool:
 
 
 def main_guard(main):
-    """Decorate a tool's `main()` so a UserError becomes `error: ...` and exit status 2."""
+    """Decorate a tool's `main()`: a UserError becomes `error: ...` and its exit status (2), a preempted run its
+    message and EXIT_PREEMPTED (requeue me)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -32,6 +35,9 @@ def main_guard(main):
                 raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
+        except Preempted as stop:
+            print(f"preempted: {stop}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_PREEMPTED)
 
     return wrapper
 
@@ -99,6 +105,21 @@ def config_tool_run(args, stage: str, default_config: str):
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
     return cfg, args.output_dir or os.path.join("work_dirs", stage, name)
+
+
+def config_tool(doc: str, stage: str, default_config: str, run, **parser_options):
+    """(parse_args, main) of a tool that runs one of our configs (pretrain, probe, linprobe, finetune): the
+    command line of `config_tool_parser`, then `run(cfg, run_dir, resume, force)` under main_guard."""
+    def parse_args(argv=None):
+        parser = config_tool_parser(doc, stage, default_config, **parser_options)
+        return parser.parse_intermixed_args(normalize_argv(argv))
+
+    @main_guard
+    def main(argv=None):
+        args = parse_args(argv)
+        return run(*config_tool_run(args, stage, default_config), args.resume, args.force)
+
+    return parse_args, main
 
 
 def normalize_argv(argv) -> list:

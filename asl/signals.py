@@ -30,3 +30,11 @@ class StopSignals:
     def close(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class Preempted(Exception):
+    """A stop signal arrived; the run saved a checkpoint at the step boundary and can continue with --resume.
+    Every tool's main_guard turns it into its message and EXIT_PREEMPTED (requeue me)."""
+
+    def __init__(self, signame: str, step: int, path: str, resume_flag: str = "--resume auto"):
+        super().__init__(f"{signame} received: saved iteration {step} to {path}; continue with {resume_flag}")

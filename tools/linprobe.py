@@ -13,29 +13,18 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import ENCODER_INIT, config_tool_parser, config_tool_run, main_guard, normalize_argv  # noqa: E402
+from asl.cli import ENCODER_INIT, config_tool  # noqa: E402
 from asl.engine.classification import run_classification  # noqa: E402
-from asl.engine.runtime import exit_when_preempted  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "linprobe", "toy.py")
 
 
-
 def classification_tool(mode: str, doc: str, default_config: str):
     """(parse_args, main) of tools/linprobe.py and tools/finetune.py: one command line, the mode apart."""
-    def parse_args(argv=None):
-        return config_tool_parser(doc, mode, default_config, init=ENCODER_INIT,
-                                  data_path="the dataset's folder (sets data.path; default: its standard place "
-                                            "under the dataset root)").parse_intermixed_args(normalize_argv(argv))
-
-    @main_guard
-    @exit_when_preempted
-    def main(argv=None):
-        args = parse_args(argv)
-        cfg, run_dir = config_tool_run(args, mode, default_config)
-        return run_classification(cfg, run_dir, mode, args.resume, args.force)
-
-    return parse_args, main
+    return config_tool(doc, mode, default_config,
+                       lambda cfg, run_dir, resume, force: run_classification(cfg, run_dir, mode, resume, force),
+                       init=ENCODER_INIT, data_path="the dataset's folder (sets data.path; default: its standard "
+                       "place under the dataset root)")
 
 
 parse_args, main = classification_tool("linprobe", __doc__, DEFAULT_CONFIG)

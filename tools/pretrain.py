@@ -17,24 +17,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import config_tool_parser, config_tool_run, main_guard, normalize_argv  # noqa: E402
+from asl.cli import config_tool  # noqa: E402
 from asl.engine.pretrain import run_pretrain  # noqa: E402
-from asl.engine.runtime import exit_when_preempted  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pretrain", "toy_asl.py")
 
-
-def parse_args(argv=None):
-    return config_tool_parser(__doc__, "pretrain", DEFAULT_CONFIG, data_path="unlabeled image folder (sets "
-                              "data.path; default: the toy scenes)").parse_intermixed_args(normalize_argv(argv))
-
-
-@main_guard
-@exit_when_preempted
-def main(argv=None):
-    args = parse_args(argv)
-    run_pretrain(*config_tool_run(args, "pretrain", DEFAULT_CONFIG), args.resume, args.force)
-
+parse_args, main = config_tool(__doc__, "pretrain", DEFAULT_CONFIG, run_pretrain,
+                               data_path="unlabeled image folder (sets data.path; default: the toy scenes)")
 
 if __name__ == "__main__":
     main()

@@ -14,22 +14,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import ENCODER_INIT, config_tool_parser, config_tool_run, main_guard, normalize_argv  # noqa: E402
+from asl.cli import ENCODER_INIT, config_tool  # noqa: E402
 from asl.engine.probing import run_probes  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "probe", "toy.py")
 
-
-def parse_args(argv=None):
-    return config_tool_parser(__doc__, "probe", DEFAULT_CONFIG, init=ENCODER_INIT).parse_intermixed_args(
-        normalize_argv(argv))
-
-
-@main_guard
-def main(argv=None):
-    args = parse_args(argv)
-    run_probes(*config_tool_run(args, "probe", DEFAULT_CONFIG), args.resume, args.force)
-
+parse_args, main = config_tool(__doc__, "probe", DEFAULT_CONFIG, run_probes, init=ENCODER_INIT)
 
 if __name__ == "__main__":
     main()

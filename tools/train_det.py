@@ -40,7 +40,7 @@ from torch.multiprocessing import ProcessRaisedException  # noqa: E402
 
 from asl.cli import UserError, add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.engine import launch as launcher  # noqa: E402
-from asl.engine.runtime import EXIT_PREEMPTED, StopSignals, exit_when_preempted  # noqa: E402
+from asl.engine.runtime import EXIT_PREEMPTED, StopSignals  # noqa: E402
 from transfer.detection.data import prepare_datasets, use_own_dataset  # noqa: E402
 from transfer.detection.engine import (  # noqa: E402
     claim_output_dir,
@@ -99,7 +99,6 @@ def parse_args(argv=None):
 
 
 @main_guard
-@exit_when_preempted
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config_file, args.opts, args.output_dir)

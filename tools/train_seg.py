@@ -13,7 +13,6 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import add_run_options, main_guard, normalize_argv  # noqa: E402
-from asl.engine.runtime import exit_when_preempted  # noqa: E402
 
 
 def build_parser():
@@ -71,7 +70,6 @@ def parse_args(argv=None):
 
 
 @main_guard
-@exit_when_preempted
 def main(argv=None):
     args = parse_args(argv)
     from transfer.segmentation.engine import run  # mmseg imports take a few seconds

@@ -7,14 +7,12 @@ preemption) make the next step boundary save and raise `Preempted`; the tool the
 which the sbatch examples requeue the job.
 """
 import fnmatch
-import functools
 import glob
 import json
 import os
 import random
 import shutil
 import signal
-import sys
 import time
 from contextlib import nullcontext
 
@@ -26,7 +24,7 @@ from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
 from ..records import write_json
-from ..signals import EXIT_PREEMPTED, StopSignals
+from ..signals import EXIT_PREEMPTED, Preempted, StopSignals  # noqa: F401 (the tools import them from here)
 from . import launch as launcher
 from .logger import RunLogger
 
@@ -46,13 +44,6 @@ class NonFiniteLoss(UserError):
     mistake as such, but reported the same way (one line), with exit status 1."""
 
     exit_code = 1
-
-
-class Preempted(Exception):
-    """A stop signal arrived; the run saved a checkpoint at the step boundary and can continue with --resume."""
-
-    def __init__(self, signame: str, step: int, path: str, resume_flag: str = "--resume auto"):
-        super().__init__(f"{signame} received: saved iteration {step} to {path}; continue with {resume_flag}")
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict:
@@ -362,17 +353,3 @@ class Session:
         self.signals.close()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-
-
-def exit_when_preempted(fn):
-    """Decorate a tool's entry point: a Preempted run ends with its message and EXIT_PREEMPTED (requeue me)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Preempted as stop:
-            print(f"preempted: {stop}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_PREEMPTED)
-
-    return wrapper

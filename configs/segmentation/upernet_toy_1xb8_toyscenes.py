@@ -32,11 +32,13 @@ model = dict(
 
 dataset_type = "ToyScenesDataset"
 data_root = "{{$ASL_DATASETS:datasets}}/toy_scenes/ade"
-# Whole 64 px scenes with flips only [ours]: with the recipe's multi-scale crops and photometric distortion, 300
-# iterations left every initialisation predicting background everywhere (docs/toy.md, step 4)
+# Whole scenes at 64 px with flips only [ours]: with the recipe's multi-scale crops and photometric distortion, 300
+# iterations left every initialisation predicting background everywhere (docs/toy.md, step 4). The resize leaves
+# the 64 px toy scenes as they are and brings any other size to the encoder's input.
 train_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="Resize", scale=crop_size, keep_ratio=False),
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackSegInputs"),
 ]
