@@ -28,7 +28,7 @@ from ..optim.schedule import lr_at
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
 from .runtime import Session, base_lr
-from .step import LossWindow, TrainStep
+from .step import LossWindow, TrainStep, restore
 
 MODES = ("linprobe", "finetune")
 
@@ -245,13 +245,7 @@ def setup(session: Session, cfg: dict, mode: str) -> ClassificationRun:
     run = ClassificationRun(mode, model, trained, net, optimizer, train_set, val_loader, sampler, mixup, criterion,
                             cached, dict(init=init_name, data=ds_name, num_classes=len(classes)), steps_per_epoch,
                             total_steps, lr)
-    ckpt = session.load()
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        run.progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
-                            best=ckpt["best"], metrics=ckpt["metrics"], sums=ckpt["sums"])
-    run.started = (time.time(), run.progress["step"])
+    run.started = restore(session, model, optimizer, run.progress, "best", "metrics", "sums")
     session.log(f"{init_name} {mcfg['arch'] if not mcfg.get('init') else mcfg['init']} on {ds_name} "
                 f"({len(train_set)} train / {len(val_set)} val, {len(classes)} classes), {world_size} process(es) "
                 f"on {device.type}, batch {eff_batch} = {batch} x {world_size} x accum {accum} (lr {lr:.3g}), "

@@ -20,7 +20,7 @@ from ..optim.schedule import lr_at
 from ..records import metrics_record
 from .logger import format_seconds, peak_memory_gib
 from .runtime import Session, base_lr
-from .step import LossWindow, TrainStep
+from .step import LossWindow, TrainStep, restore
 
 TERM_NAMES = {"asl": ("recon", "recon_enh", "sem"), "mae": ("recon",)}  # the loss terms each method logs
 
@@ -146,14 +146,8 @@ def setup(session: Session, cfg: dict) -> PretrainRun:
         device = session.device
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     run = PretrainRun(model, net, optimizer, dataset, dataset_name, sampler, steps_per_epoch, total_steps, lr)
-    ckpt = session.load()
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        run.progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
-                            last_loss=ckpt.get("last_loss"))
+    run.started = restore(session, model, optimizer, run.progress, "last_loss")
     run.window = LossWindow(session, run.progress["step"], TERM_NAMES[mcfg["method"]])
-    run.started = (time.time(), run.progress["step"])
     session.log(f"{mcfg['method'].upper()} {mcfg['arch']} on {dataset_name} ({len(dataset)} images), "
                 f"{world_size} process(es) on {session.device.type}, batch {eff_batch} = {batch} x {world_size} "
                 f"x accum {accum} (lr {lr:.3g}), {steps_per_epoch} steps/epoch, {total_steps} steps; run dir "

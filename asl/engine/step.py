@@ -15,6 +15,19 @@ from ..optim.schedule import set_lr
 from .runtime import NonFiniteLoss, Session
 
 
+def restore(session: Session, model, optimizer, progress: dict, *loop_keys: str):
+    """Continue where the resume checkpoint of `session` left off, if there is one: weights, optimizer state, and
+    `progress` (step, epoch, micro-step in the epoch, and the loop's own `loop_keys`). Returns (time, step) this
+    piece of the run starts at, for its ETA."""
+    ckpt = session.load()
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        progress.update(step=ckpt["iteration"], epoch=ckpt["epoch"], micro_in_epoch=ckpt["micro_in_epoch"],
+                        **{key: ckpt.get(key) for key in loop_keys})
+    return time.time(), progress["step"]
+
+
 class TrainStep:
     """Micro-steps of `net` (the model as trained: compiled and / or DDP-wrapped) with `optimizer`; `progress`
     holds `step` (optimizer steps done) and `micro_in_epoch`, and is saved in the loop's checkpoints;
