@@ -39,7 +39,7 @@ def tool_script(tool: str) -> str:
     return os.path.abspath(spec.origin)
 
 
-def _tool(tool, nproc: int = 1):
+def tool_command(tool, nproc: int = 1):
     """The command line of a tool, under torchrun when a stage asks for several processes per node."""
     launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else []
     return [sys.executable, *launcher, tool_script(tool)]
@@ -137,7 +137,7 @@ class Pipeline:
             if "table" in stages:
                 self._timed("table", self.stage_table)
         finally:  # also after a failure or a preemption: that is the run whose timeline is wanted
-            self._write_times(time.time() - self.t0)
+            self.write_times(time.time() - self.t0)
 
     def _timed(self, stage, fn):
         print(f"[pipeline] === {stage} ===", flush=True)
@@ -146,7 +146,7 @@ class Pipeline:
         self.seconds[stage] = time.time() - start
         print(f"[pipeline] {stage} took {self.seconds[stage]:.0f} s", flush=True)
 
-    def _write_times(self, wall_s):
+    def write_times(self, wall_s):
         """step_times.json: seconds per step, added up over the invocations that ran it (a forced step starts
         from 0); stage_times.json: their sums per stage; timeline.json: this invocation's wall time and when each
         of its steps started and ended (seconds from its start)."""
@@ -193,8 +193,9 @@ class Pipeline:
                 out.close()
         return dict(proc=proc, log=log, start=time.time() - self.t0)
 
-    def run_steps(self, steps):
-        """Run `steps` (in order of preference), at most `jobs` at once, each when the steps it needs are done.
+    def run_steps(self, steps, on_finish=None):
+        """Run `steps` (in order of preference), at most `jobs` at once, each when the steps it needs are done;
+        `on_finish(step)` is called after each that finishes.
         A failure or a preemption (status 75) starts nothing new and the running steps finish first; a stop signal
         to the pipeline is passed on to them (they checkpoint and exit 75)."""
         names = {s.name for s in steps}
@@ -236,6 +237,8 @@ class Pipeline:
                     else:
                         finished.add(name)
                         print(f"[pipeline] {name} finished in {end - info['start']:.0f} s", flush=True)
+                        if on_finish:
+                            on_finish(step)
                 if running and self.jobs > 1 and time.time() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.time()
                     for name, (_, info) in running.items():
@@ -301,7 +304,7 @@ class Pipeline:
     def steps_pretrain(self):
         p = self.cfg["pretrain"]
         return [Step(f"pretrain {m}", "pretrain",
-                     _tool("tools.pretrain", p.get("nproc", 1)) + [
+                     tool_command("tools.pretrain", p.get("nproc", 1)) + [
                          p["configs"][m], *self.fill("pretrain", p.get("overrides", [])),
                          *self.seed_override("runtime.seed"),
                          *self.fill("pretrain", p.get("args", [])), "--output-dir", self.path("pretrain", m)],
@@ -319,7 +322,7 @@ class Pipeline:
             return []
         methods = self.pretrained_methods
         return [Step(f"visualize {m}", "visualize",
-                     _tool("tools.visualize") + [self.pretrained(m), *images, "--out", self.path("figures", m),
+                     tool_command("tools.visualize") + [self.pretrained(m), *images, "--out", self.path("figures", m),
                                               *[a for o in methods if o != m
                                                 for a in ("--log", self.path("pretrain", o, "log.jsonl"))]],
                      self.path("figures", m, "reconstructions.png"), tuple(f"pretrain {o}" for o in methods),
@@ -332,7 +335,7 @@ class Pipeline:
 
     def steps_convert(self):
         return [Step(f"convert {m} {t}", "convert",
-                     _tool("tools.convert_ckpt") + [self.pretrained(m), "--to", t, "-o", self.converted(m, t)],
+                     tool_command("tools.convert_ckpt") + [self.pretrained(m), "--to", t, "-o", self.converted(m, t)],
                      self.converted(m, t), (f"pretrain {m}",), resumable=False, quiet=True)
                 for m in self.pretrained_methods for t in self.convert_targets()]
 
@@ -352,7 +355,7 @@ class Pipeline:
             else:
                 init_args = ["--init", self.converted(m, task.init), "--init-name", m]
                 needs = (f"convert {m} {task.init}",)
-            cmd = _tool(task.tool, c.get("nproc", 1)) + [
+            cmd = tool_command(task.tool, c.get("nproc", 1)) + [
                 c["config"], *self.fill(task.name, c.get("overrides", [])), *self.seed_override(task.seed_key),
                 *init_args, "--output-dir", self.path(task.name, m), *(task.extra_args(c) if task.extra_args else []),
                 *self.fill(task.name, c.get("args", []))]

@@ -1,23 +1,26 @@
 """A sweep of one pretraining config key: for each value and seed, pretrain with the same budget, evaluate the
 encoder with one transfer tool, and tabulate the metric's mean ± std over seeds, every number read from a
-metrics.json. Each (value, seed) runs as a small pipeline (chain.pipeline: each tool a subprocess, a finished run
-reused on a rerun, an interrupted one resumed); an optional baseline config (MAE) is a row with the same budget
-and seeds."""
+metrics.json. Each (value, seed) runs as a small pipeline of its own (tools/run_pipeline.py on a config written into
+its directory: each tool a subprocess, a finished run reused on a rerun, an interrupted one resumed), and `jobs`
+of them run at once, each with its share of the cores; an optional baseline config (MAE) is a row with the same
+budget and seeds."""
 import json
 import os
 import re
 import statistics
+import time
 from dataclasses import asdict, dataclass
 
 from asl.cli import UserError, did_you_mean
 from asl.config import apply_overrides, load_config
 from asl.records import write_json
 
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Step, tool_command
 from .task import BUILTIN, load_tasks
 
 REPO = os.getcwd()  # paths under the directory the sweep runs from are shown relative to it
 SPEC_FILE = "sweep_spec.json"  # what a work directory's runs were made with: a rerun must match it
+POINT_CONFIG = "sweep_point.py"  # in each (value, seed) directory: the pipeline config that run is made with
 
 
 def _spread(numbers: list) -> dict:
@@ -69,6 +72,12 @@ def twin_config(config: str) -> str:
     return twin
 
 
+def _as_path(spec: str) -> str:
+    """A task module given as a file, made absolute (a run's config, written into its directory, may be rerun from
+    anywhere); a module name as it is."""
+    return os.path.abspath(spec) if spec.endswith(".py") else spec
+
+
 def _safe(value: str) -> str:
     return re.sub(r"[^\w.+-]", "_", value)
 
@@ -90,6 +99,7 @@ class Sweep:
     random: bool = False  # a row of randomly initialised encoders (the evaluation's seed draws the weights)
     work_dir: str = "."
     nproc: int = 1
+    jobs: int = 1  # (value, seed) runs at once, each with its share of the cores
     task_modules: tuple = ()  # task modules beyond the built-in ones (chain.task.load_tasks), e.g. a test folder's
 
     def __post_init__(self):
@@ -111,6 +121,11 @@ class Sweep:
             raise UserError(f"{self.key} is both swept and fixed; give it once")
         if not self.seeds:
             raise UserError("no seeds: give --seeds N (N >= 1) or --seed-list 0,1,2")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise UserError(f"--jobs must be a positive integer, got {self.jobs!r}")
+        if self.jobs > 1 and self.nproc > 1:
+            raise UserError(f"--jobs {self.jobs} runs side by side, which runs of --nproc {self.nproc} processes "
+                            "each cannot share; use --jobs 1")
         cfg = load_config(self.config)
         for value in self.values:
             apply_overrides(cfg, [*self.fixed, f"{self.key}={value}"])
@@ -140,7 +155,7 @@ class Sweep:
         """Record the settings in the work directory; a rerun with other settings (whose reused runs would mix
         two budgets) is refused. Values and seeds may be added."""
         spec = {k: v for k, v in asdict(self).items()
-                if k not in ("values", "seeds", "work_dir", "nproc", "task_modules")}
+                if k not in ("values", "seeds", "work_dir", "nproc", "jobs", "task_modules")}
         path = os.path.join(self.work_dir, SPEC_FILE)
         if os.path.exists(path):
             with open(path) as f:
@@ -151,25 +166,53 @@ class Sweep:
                                 "would be reused with these settings: give another --output-dir")
         write_json(path, spec)
 
+    def point_step(self, row, seed: int, stages: list) -> Step:
+        """The pipeline of one (row, seed): its config written into its directory, run by tools/run_pipeline.py
+        (a finished point is reused; an interrupted one continues inside, stage by stage)."""
+        label, _, config, overrides, method, row_dir = row
+        point_dir = os.path.join(row_dir, f"seed{seed}")
+        cfg = {"inits": [method], "toy": None, "tasks": [*BUILTIN, *map(_as_path, self.task_modules)],
+               self.eval: dict(config=self.eval_config, nproc=self.nproc,
+                               overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
+        if config:
+            cfg["pretrain"] = dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
+                                   nproc=self.nproc)
+        os.makedirs(point_dir, exist_ok=True)
+        config_file = os.path.join(point_dir, POINT_CONFIG)
+        with open(config_file, "w") as f:
+            f.write(f"# {label}, seed {seed}: written by tools/sweep.py, which runs it\ncfg = {cfg!r}\n")
+        return Step(f"{os.path.basename(row_dir)} seed{seed}", "sweep",
+                    tool_command("tools.run_pipeline") + [config_file, "--output-dir", point_dir,
+                                                          "--stages", ",".join(stages if config else [self.eval])],
+                    os.path.join(point_dir, self.eval, method, "metrics.json"), resumable=False)
+
     def run(self, data_root: str = None, out: str = None) -> dict:
-        """Every (row, seed) not finished yet, seed by seed so that a stopped sweep has every row at the first
-        seeds; the table is rewritten after each. Returns the table's paths."""
+        """Every (row, seed) not finished yet, `jobs` at once, in the order seed by seed so that a stopped sweep
+        has every row at the first seeds; the table is rewritten after each, with the time left. Returns the
+        table's paths."""
         self.check()
         self.claim_work_dir()
         stages = ["pretrain", self.eval] if self.task.init == "checkpoint" else ["pretrain", "convert", self.eval]
-        points = [(row, seed) for seed in self.seeds for row in self.rows()]
-        paths = self.write_table(out)
-        for i, ((label, _, config, overrides, method, row_dir), seed) in enumerate(points, 1):
-            print(f"[sweep] {i}/{len(points)}: {label}, seed {seed}", flush=True)
-            cfg = {"inits": [method], "toy": None, "tasks": [*BUILTIN, *self.task_modules],
-                   self.eval: dict(config=self.eval_config, nproc=self.nproc,
-                                   overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
-            if config:
-                cfg["pretrain"] = dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
-                                       nproc=self.nproc)
-            Pipeline(cfg, os.path.join(row_dir, f"seed{seed}"), data_root).run(stages if config else [self.eval])
-            paths = self.write_table(out)
-        return paths
+        steps = [self.point_step(row, seed, stages) for seed in self.seeds for row in self.rows()]
+        scheduler = Pipeline({"inits": []}, self.work_dir, data_root, jobs=self.jobs)
+        todo = sum(not os.path.exists(step.done) for step in steps)
+        done, start = 0, time.time()
+
+        def finished(step):
+            nonlocal done
+            done += 1
+            elapsed = time.time() - start
+            self.write_table(out)
+            print(f"[sweep] {done}/{todo} runs done ({step.name}); {elapsed / 60:.0f} min so far, about "
+                  f"{elapsed / done * (todo - done) / 60:.0f} min left", flush=True)
+
+        print(f"[sweep] {len(steps)} runs ({len(steps) - todo} finished before), {self.jobs} at once", flush=True)
+        self.write_table(out)
+        try:
+            scheduler.run_steps(steps, on_finish=finished)
+        finally:  # timeline.json: when each run started and ended, also after a failure or a stop
+            scheduler.write_times(time.time() - scheduler.t0)
+        return self.write_table(out)
 
     def table(self) -> list:
         """The rows with every finished seed's metrics (each column of the task) and its metrics.json; mean and

@@ -10,14 +10,15 @@ too. Evaluation is the toy protocol of the chosen tool unless --eval-config name
   linprobe      configs/linprobe/toy.py, features cached (top1)
   finetune      configs/finetune/toy.py (top1)
   segmentation  configs/segmentation/upernet_toy_1xb8_toyscenes.py, after conversion to mmseg (mIoU)
-Each (value, seed) runs under OUTPUT_DIR/<key>=<value>/seed<S>/ (pretrain/, <eval>/) with tools/pretrain.py and
-the transfer tool as subprocesses. A run whose metrics.json exists is reused on a rerun and an interrupted one
+Each (value, seed) runs under OUTPUT_DIR/<key>=<value>/seed<S>/ (pretrain/, <eval>/) as a small pipeline
+(tools/run_pipeline.py on the sweep_point.py written there, which runs tools/pretrain.py and the transfer tool);
+--jobs N runs N of them at once. A run whose metrics.json exists is reused on a rerun and an interrupted one
 continues from its checkpoint, so adding values or seeds runs only what is new; a rerun with other fixed
 overrides or evaluation into the same OUTPUT_DIR is refused.
 
 Examples:
     python tools/sweep.py configs/pretrain/toy_asl.py model.sem_weight=0,0.1,0.5,1,2 --eval probe --seeds 3 \\
-        --baseline mae --random --out docs/sweeps/sem_weight
+        --baseline mae --random --jobs 2 --out docs/sweeps/sem_weight
     python tools/sweep.py configs/pretrain/toy_asl.py model.temperature=0.1,1,3,10 --eval probe --seed-list 0,1 \\
         --baseline mae --random --out docs/sweeps/lambda
     python tools/sweep.py configs/pretrain/toy_asl.py model.mask_ratio=0.6,0.75,0.9 --eval finetune \\
@@ -66,6 +67,9 @@ def parse_args(argv=None):
     parser.add_argument("--data-root", metavar="ROOT", help="dataset root of every run (sets $ASL_DATASETS; "
                         "default ./datasets, where the toy scenes are generated if absent)")
     parser.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun; default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each with its share of the cores "
+                        "(OMP_NUM_THREADS) and its output in OUTPUT_DIR/logs/; on a small CPU two one-thread runs "
+                        "of the toy get through more work than one two-thread run (default 1)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     return parser.parse_intermixed_args(argv)
 
@@ -98,7 +102,8 @@ def main(argv=None):
                   args.eval_config or default_config or "",
                   [*task.toy_overrides, *args.eval_override] if task and not args.eval_config
                   else args.eval_override, seed_list(args), baseline, args.random,
-                  args.output_dir or os.path.join("work_dirs", "sweep", name, key), args.nproc, tuple(args.task))
+                  args.output_dir or os.path.join("work_dirs", "sweep", name, key), nproc=args.nproc,
+                  jobs=args.jobs, task_modules=tuple(args.task))
     paths = sweep.run(args.data_root, args.out)
     with open(paths["markdown"]) as f:
         print("\n" + f.read(), flush=True)

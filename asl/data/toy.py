@@ -11,6 +11,7 @@ so the toy segmentation configs use `reduce_zero_label=False`.
 """
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,7 +241,7 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
     pipeline, whose stages must all see one set) a difference is an error."""
     meta_path = os.path.join(root, "meta.json")
     if not os.path.exists(meta_path):
-        return write_toy_scenes(root, **kwargs)
+        return _generate_once(root, **kwargs)
     with open(meta_path) as f:
         meta = json.load(f)
     differ = {k: (meta.get(k), v) for k, v in kwargs.items()
@@ -251,6 +252,30 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
             raise UserError(f"the toy scenes in {root} were generated with {what}; use another dataset root "
                             f"(--data-root) or regenerate them: python tools/make_toy_data.py --out {root} ...")
         print(f"note: using the toy scenes in {root} as they are: {what}", flush=True)
+    return meta
+
+
+def _generate_once(root: str, **kwargs) -> dict:
+    """Generate the set beside `root` and rename it into place, so that tools starting together (a pipeline's or a
+    sweep's parallel runs) never read a set another one is still writing: the first rename wins, the others
+    discard theirs and read it. A folder at `root` with only the generator's folders and no meta.json is an
+    interrupted generation: replaced."""
+    foreign = sorted(set(os.listdir(root)) - {"unlabeled", "coco", "ade"}) if os.path.isdir(root) else []
+    if foreign:
+        raise UserError(f"{root} holds {', '.join(foreign)} but no toy scenes (no meta.json); give another dataset "
+                        "root (--data-root) or empty it")
+    partial = f"{root.rstrip(os.sep)}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    meta = write_toy_scenes(partial, **kwargs)
+    try:
+        os.rename(partial, root)
+    except OSError:  # `root` exists: finished by another process meanwhile, or an interrupted generation
+        if os.path.exists(os.path.join(root, "meta.json")):
+            shutil.rmtree(partial)
+            with open(os.path.join(root, "meta.json")) as f:
+                return json.load(f)
+        shutil.rmtree(root)
+        os.rename(partial, root)
     return meta
 
 

@@ -10,6 +10,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from asl.cli import UserError
+from asl.data import toy
 from asl.data.objects import read_coco_objects
 from asl.data.toy import (
     CLASSES,
@@ -121,6 +122,41 @@ def test_an_existing_set_is_never_regenerated_behind_the_users_back(tmp_path, ca
     with pytest.raises(UserError, match="generated with num_val=4"):
         ensure_toy_scenes(tmp_path, require_match=True, **dict(small, num_val=2))  # the pipeline
     assert ensure_toy_scenes(tmp_path, require_match=True, **small)["num_val"] == 4
+
+
+def test_a_set_finished_by_another_process_meanwhile_is_used_and_never_rewritten(tmp_path, monkeypatch):
+    """Two runs starting together (parallel steps) both find no set; the one finishing second must neither rewrite
+    the set under the first one's readers nor leave its own copy behind."""
+    root, small = tmp_path / "toy_scenes", dict(num_unlabeled=3, num_train=2, num_val=2, size=32)
+    real_write = toy.write_toy_scenes
+
+    def other_process_finishes_first(path, **kwargs):
+        if not root.exists():
+            real_write(str(root), **small)
+            times["before"] = (root / "unlabeled" / "000000.png").stat().st_mtime_ns
+        return real_write(path, **kwargs)
+
+    times = {}
+    monkeypatch.setattr(toy, "write_toy_scenes", other_process_finishes_first)
+    meta = ensure_toy_scenes(str(root), **small)
+    assert meta == json.loads((root / "meta.json").read_text())
+    assert (root / "unlabeled" / "000000.png").stat().st_mtime_ns == times["before"]
+    assert sorted(os.listdir(tmp_path)) == ["toy_scenes"]  # no partial copy left
+
+
+def test_an_interrupted_generation_is_replaced_and_foreign_files_are_refused(tmp_path):
+    root = tmp_path / "toy_scenes"
+    (root / "unlabeled").mkdir(parents=True)
+    (root / "unlabeled" / "000000.png").write_bytes(b"cut short")
+    meta = ensure_toy_scenes(str(root), num_unlabeled=2, num_train=2, num_val=1, size=32)
+    assert meta["num_unlabeled"] == 2 and len(os.listdir(root / "unlabeled")) == 2
+    Image.open(root / "unlabeled" / "000000.png").verify()
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="holds notes.txt but no toy scenes"):
+        ensure_toy_scenes(str(other), num_unlabeled=2, num_train=2, num_val=1, size=32)
+    assert (other / "notes.txt").read_text() == "keep me" and sorted(os.listdir(tmp_path)) == ["mine", "toy_scenes"]
 
 
 def test_regenerating_a_smaller_set_removes_the_scenes_it_no_longer_has(tmp_path):

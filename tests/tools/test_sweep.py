@@ -87,7 +87,7 @@ def test_finished_runs_are_reused_and_tabulated_with_their_sources(tmp_path, cap
             _finish(seed_dir / "linprobe" / method, "linprobe", method, top1=number)
     paths = sweep.run(out=str(tmp_path / "docs" / "sweep"))
     out = capfd.readouterr().out
-    assert out.count("reusing") == 2 * 9 and "[sweep] 9/9: baseline toy_mae, seed 2" in out  # nothing was run
+    assert out.count("reusing") == 9 and "[sweep] 9 runs (9 finished before)" in out  # nothing was run
     md = open(paths["markdown"]).read()
     assert "| model.sem_weight=0.5 | 52.0 ± 2.0 | 3/3 | 50.0, 54.0, 52.0 |" in md
     assert "| model.sem_weight=1 | 61.0 ± 1.0 | 3/3 |" in md and "| baseline toy_mae | 42.0 ± 2.0 | 3/3 |" in md
@@ -120,8 +120,7 @@ def test_a_probe_sweep_tabulates_every_probe_and_a_random_row(tmp_path, capfd):
             _finish(seed_dir / "probe" / method, "probe", method, knn_top1=knn, linear_top1=linear,
                     dense_mIoU=dense)
     paths = sweep.run(out=str(tmp_path / "table"))
-    # 2 values x 2 seeds: pretraining and probe reused; the random row: its probe
-    assert capfd.readouterr().out.count("reusing") == 2 * 2 * 2 + 2
+    assert capfd.readouterr().out.count("reusing") == 3 * 2  # (2 values and the random row) x 2 seeds
     md = open(paths["markdown"]).read()
     assert "| run | kNN top-1 | linear top-1 | dense mIoU | seeds done | knn_top1 per seed |" in md
     assert "| model.sem_weight=1 | 36.0 ± 1.4 | 46.0 ± 1.4 | 23.0 ± 2.8 | 2/2 | 35.0, 37.0 |" in md
@@ -132,8 +131,8 @@ def test_a_probe_sweep_tabulates_every_probe_and_a_random_row(tmp_path, capfd):
 
 
 def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatch):
-    """Two λ values, the MAE baseline and random weights, one seed, 2 pretraining steps and a 1-epoch probe each
-    (about 40 s)."""
+    """Two λ values, the MAE baseline and random weights, one seed, 2 pretraining steps and a 1-epoch probe each,
+    two runs at once (about 40 s)."""
     write_toy_scenes(str(tmp_path / "data" / "toy_scenes"), num_unlabeled=16, num_train=8, num_val=4, size=64)
     argv = [TOY_ASL, "model.temperature=0.5,2", "model.arch='vit_micro_patch8'", "model.img_size=32",
             "model.decoder={'embed_dim': 32, 'depth': 1, 'num_heads': 2}", "data.num_workers=0",
@@ -142,7 +141,10 @@ def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatc
             "optim.batch_size=8", "--eval-override", "runtime.tensorboard=False", "--data-root",
             str(tmp_path / "data"), "--output-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    sweep_tool().main(argv)
+    sweep_tool().main([*argv, "--jobs", "2"])
+    first, second = json.load(open(tmp_path / "work" / "timeline.json"))["steps"][:2]
+    assert max(first["start_s"], second["start_s"]) < min(first["end_s"], second["end_s"])  # side by side
+    assert "[pipeline] pretrain asl: " in (tmp_path / "work" / "logs" / "model.temperature=2_seed0.log").read_text()
     rows = json.load(open(tmp_path / "table.json"))["rows"]
     assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2", "baseline toy_mae",
                                         "random init"]
@@ -159,7 +161,7 @@ def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatc
         assert config["model"]["temperature"] == temperature and config["optim"]["epochs"] == 1
     capfd.readouterr()
     sweep_tool().main(argv)  # everything finished: reused, the same table
-    assert capfd.readouterr().out.count("reusing") == 7
+    assert capfd.readouterr().out.count("reusing") == 4
     assert json.load(open(tmp_path / "table.json"))["rows"] == rows
 
 
