@@ -43,6 +43,8 @@ def test_failing_stage_and_unknown_stage_are_clear_errors(tmp_path):
     pipe = Pipeline(dict(CFG, linprobe=dict(config=str(tmp_path / "missing.py"), overrides=[])), str(tmp_path))
     with pytest.raises(UserError, match="stage 'linprobe asl' failed"):
         pipe.run(["linprobe"])
+    timeline = json.loads((tmp_path / "timeline.json").read_text())  # written after the failure too
+    assert [(s["step"], s["status"]) for s in timeline["steps"]] == [("linprobe asl", 2)]  # a user error
     with pytest.raises(UserError, match="unknown stage"):
         pipe.run(["pretrian"])
     with pytest.raises(UserError, match="no transfer results"):
@@ -122,6 +124,16 @@ def test_steps_run_in_parallel_as_their_needs_allow(tmp_path, monkeypatch):
     assert ran["a"] >= 1.0 and ran["c"] >= 0.1
     pipe.run_steps(steps)  # everything done: reused, nothing rerun
     assert json.loads((tmp_path / "c.json").read_text()) == c
+
+
+def test_running_steps_show_their_last_log_line_every_so_often(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("chain.pipeline.PROGRESS_EVERY_S", 0.3)
+    code = "import sys, time; print('epoch 3/9, loss 0.5', flush=True); time.sleep(1.5); open(sys.argv[1], 'w')"
+    done = tmp_path / "talker.json"
+    Pipeline(dict(CFG, jobs=2), str(tmp_path)).run_steps(
+        [Step("talker", "linprobe", [sys.executable, "-c", code, str(done)], str(done), resumable=False)])
+    progress = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[pipeline] talker (")]
+    assert len(progress) >= 2 and all(ln.endswith(" s): epoch 3/9, loss 0.5") for ln in progress), progress
 
 
 def test_a_step_that_runs_alone_shares_no_time_and_keeps_every_core(tmp_path, monkeypatch):

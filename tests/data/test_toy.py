@@ -233,3 +233,27 @@ def test_chance_levels_are_the_scores_of_trivial_predictors(toy_root):
     iou = IoUMetric.total_area_to_metrics(*totals, ["mIoU"])["IoU"]
     assert chance["mIoU"] == pytest.approx(100 * np.nanmean(iou))
     assert chance["box_AP"] == chance["mask_AP"] == 0.0
+
+
+def test_every_toolkit_loop_generates_the_toy_scenes_where_they_are_absent(tmp_path, monkeypatch):
+    """Pretraining, classification (linear probing, fine-tuning) and the probes, run with no dataset: each makes
+    the toy scenes under its dataset root on first use (and uses them)."""
+    from asl.config import load_config
+    from asl.data.classification import build_classification_data
+    from asl.engine.pretrain import build_dataset
+    from asl.engine.probing import ProbeData
+
+    small = dict(num_unlabeled=5, num_train=6, num_val=6, size=32)
+    for name in ("pretrain", "classification", "probe"):
+        monkeypatch.setenv("ASL_DATASETS", str(tmp_path / name))
+        if name == "pretrain":
+            images, _ = build_dataset(dict(dataset="folder", path=None, transform="mae", toy=small), 32)
+            assert len(images) == 5
+        elif name == "classification":
+            train, val, classes, _ = build_classification_data(dict(dataset="toy", path=None, toy=small), None, None,
+                                                               str(tmp_path / name))
+            assert len(train) > 0 and len(val) > 0 and classes == list(CLASSES)
+        else:
+            pcfg = dict(load_config("configs/probe/toy.py")["probe"], toy=small)
+            assert len(ProbeData(pcfg, img_size=32, patch_size=8).dense_val[0]) == 6  # the 6 val scenes
+        assert json.loads((tmp_path / name / "toy_scenes" / "meta.json").read_text())["num_unlabeled"] == 5
