@@ -1,0 +1,25 @@
+"""docs/cluster.md's table of the keys that may change on --resume is the list each tool enforces: a key the docs
+allow and the tool refuses (or the reverse) would break a requeued job or let a changed run continue unnoticed."""
+import os
+import re
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def documented() -> dict:
+    with open(os.path.join(REPO, "docs", "cluster.md")) as f:
+        rows = [line.strip() for line in f if line.strip().startswith("| ") and "may change on resume" not in line]
+    return {row.split("|")[1].strip(): set(re.findall(r"`([^`]+)`", row.split("|")[2])) for row in rows
+            if "`" in row.split("|")[2]}
+
+
+@pytest.mark.parametrize("tool, module", [
+    ("pretraining, linear probing, fine-tuning", "asl.engine.runtime"),
+    ("detection", "transfer.detection.engine"),
+    ("segmentation", "transfer.segmentation.engine"),
+])
+def test_the_documented_resumable_keys_are_the_enforced_ones(tool, module):
+    enforced = set(__import__(module, fromlist=["RESUMABLE_KEYS"]).RESUMABLE_KEYS)
+    assert documented()[tool] == enforced
