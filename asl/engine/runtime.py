@@ -7,6 +7,7 @@ preemption) make the next step boundary save and raise `Preempted`; the tool the
 which the sbatch examples requeue the job.
 """
 import fnmatch
+import functools
 import glob
 import json
 import os
@@ -158,15 +159,16 @@ def ignore_time_limit_signal(_worker_id=None):
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
+def _init_then_ignore(worker_init_fn, worker_id):
+    if worker_init_fn is not None:
+        worker_init_fn(worker_id)
+    ignore_time_limit_signal()
+
+
 def with_time_limit_signal_ignored(worker_init_fn):
-    """A DataLoader worker_init_fn that runs `worker_init_fn` (None: nothing), then ignore_time_limit_signal."""
-
-    def init(worker_id):
-        if worker_init_fn is not None:
-            worker_init_fn(worker_id)
-        ignore_time_limit_signal()
-
-    return init
+    """A DataLoader worker_init_fn that runs `worker_init_fn` (None: nothing), then ignore_time_limit_signal; a
+    partial of module functions, so that workers started by spawn or forkserver (which pickle it) get it too."""
+    return functools.partial(_init_then_ignore, worker_init_fn)
 
 
 def epoch_loader(dataset, sampler, batch_size, num_workers, seed, epoch, collate_fn=None, pin_memory=False):
