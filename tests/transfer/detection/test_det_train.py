@@ -285,3 +285,19 @@ def test_training_with_loader_workers_runs_and_exits(small_root, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["iterations"] == 2
     assert "num_workers: 2" in (out / "config.yaml").read_text()
+
+
+def test_the_wall_time_of_a_resumed_run_adds_every_piece(monkeypatch):
+    """metrics.json's wall_time_s is RunState.seconds(): 30 s before the checkpoint (a crash after it loses the 4 s
+    that were not saved), then 20 s of the resumed piece, counted from the load of the checkpoint."""
+    now = [1000.0]
+    monkeypatch.setattr(engine.time, "time", lambda: now[0])
+    first = engine.RunState(seed=3)
+    now[0] += 30
+    saved = first.state_dict()  # the checkpoint
+    now[0] += 4  # then the crash
+    resumed = engine.RunState(seed=0)
+    now[0] += 7  # the new piece starts up
+    resumed.load_state_dict(saved)
+    now[0] += 20
+    assert resumed.seconds() == 50.0 and resumed.seed == 3
