@@ -2,13 +2,12 @@
 torch.distributed only rank 0 walks the folder (OpenImages: 1.7 M files); an error there reaches every rank."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from asl.data import images
 from asl.data.images import list_images
+from tests.ranks import run_ranks
 
 
 def _folder(root, n=6):
@@ -49,7 +48,6 @@ def test_a_cache_that_cannot_be_written_is_a_warning_and_a_symlinked_root_reads_
     (tmp_path / "link").symlink_to(tmp_path / "imgs")
     assert list_images(str(tmp_path / "link"), str(cache)) == ["cached.jpg"]  # the same folder, another spelling
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # one rank: join a gloo group through a file store, count os.walk calls, list, report as JSON on stdout
 WORKER = """
 import json, os, sys
@@ -72,16 +70,7 @@ print(json.dumps(result))
 
 def _run_ranks(tmp_path, root, cache, world_size=2):
     store = tmp_path / f"store_{len(list(tmp_path.glob('store_*')))}"
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(rank), str(world_size), str(store), str(root),
-                               str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for rank in range(world_size)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    return run_ranks(WORKER, [(rank, world_size, store, root, cache) for rank in range(world_size)])
 
 
 def test_only_rank_0_walks_the_folder_and_errors_reach_every_rank(tmp_path):

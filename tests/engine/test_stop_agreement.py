@@ -1,12 +1,8 @@
 """With several processes a stop signal may reach one of them only (a `kill` of one rank, a node's signal before
 the others'): every process must stop at the same step, the first multiple of runtime.stop_check_every at or
 after the signal, or one would wait forever in the next all-reduce."""
-import json
-import os
-import subprocess
-import sys
+from tests.ranks import run_ranks
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # one rank: join a gloo group, see the signal (rank 1 only, from step 4 on), report the steps that said "stop"
 WORKER = """
 import json, sys, types
@@ -28,15 +24,7 @@ print(json.dumps(stops))
 
 
 def _stops(tmp_path, every):
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(rank), str(tmp_path / f"store{every}"), str(every)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for rank in (0, 1)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    return run_ranks(WORKER, [(rank, tmp_path / f"store{every}", every) for rank in (0, 1)])
 
 
 def test_every_process_stops_at_the_same_checked_step(tmp_path):
