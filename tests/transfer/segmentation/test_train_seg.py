@@ -111,13 +111,19 @@ def test_init_method_is_read_from_the_converted_file(tiny_ckpts, toy_root, tmp_p
     assert seg_train.prepare(args).asl_init == {"method": "random", "checkpoint": None}
 
 
-def test_a_new_iteration_budget_moves_the_schedule(toy_root, tmp_path):
+def test_a_new_iteration_budget_moves_the_schedule(toy_root, tmp_path, capsys):
     for override in ("train_cfg.max_iters=300", "max_iters=300"):
         args = tool.build_parser().parse_intermixed_args(
             [TOY, override, "--data-path", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
         cfg = seg_train.prepare(args)
         assert cfg.train_cfg.max_iters == 300 and cfg.train_cfg.val_interval == 300
         assert [s.end for s in cfg.param_scheduler] == [50, 300]
+    capsys.readouterr()
+    args = tool.build_parser().parse_intermixed_args(  # shorter than the warm-up: the decay would never start
+        [TOY, "train_cfg.max_iters=40", "--data-path", str(toy_root / "ade"), "--work-dir", str(tmp_path)])
+    cfg = seg_train.prepare(args)
+    assert [(s.type, s.begin, s.end) for s in cfg.param_scheduler] == [("LinearLR", 0, 50)]
+    assert "note: max_iters=40 ends before 1 lr schedule(s) would start; they are left out" in capsys.readouterr().out
 
 
 def test_user_mistakes_are_one_line_errors(capsys, monkeypatch, tmp_path, toy_root, tiny_ckpts):
