@@ -49,17 +49,25 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return (per_patch * mask).sum() / mask.sum()
 
 
-def _chunk_loss(pred, targets, pos_target, row_ids, neg_ids, temperature):
-    """Sum over the rows of a chunk of λ·L_i; negatives are targets[neg_ids], the positive is pos_target."""
-    dim = pred.shape[1]
+def _chunk_loss(pred, targets, pos_target, own_slot, neg_ids, temperature):
+    """Sum over the rows of a chunk of λ·L_i; negatives are targets[neg_ids], the positive is pos_target and
+    own_slot[i] the column of row i's own target among the negatives (-1: not drawn), left out of them.
+
+    The rows × negatives logits are the one large tensor, so they are made in few passes: -d/λ through the expansion
+    |p|²+|t|²-2p·t in one addmm, the own column set to -inf in place, and the positive joined by logaddexp instead
+    of a concatenated copy."""
+    scale = 1.0 / (pred.shape[1] * temperature)
     pos = ((pred - pos_target) ** 2).mean(dim=1)  # exactly MAE's per-patch MSE
-    negs = targets[neg_ids]
-    # mean squared distance to every candidate via the expansion |p|²+|t|²-2p·t (one matmul per chunk)
-    dist = ((pred * pred).sum(1, keepdim=True) + (negs * negs).sum(1)[None] - 2 * pred @ negs.T) / dim
-    logits = -dist.clamp_min(0) / temperature
-    logits = logits.masked_fill(neg_ids[None] == row_ids[:, None], float("-inf"))  # positive counted once
-    all_logits = torch.cat([(-pos / temperature)[:, None], logits], dim=1)
-    return (pos + temperature * torch.logsumexp(all_logits, dim=1)).sum()
+    # one more candidate, a sink far below every logit: the column a row whose own target was not drawn writes its
+    # -inf to, so that one in-place scatter serves every row (no boolean indexing, which would wait for the
+    # device); finite, so that a row with no other candidate has a finite logsumexp and gradient (it weighs 0)
+    negs = torch.cat([targets[neg_ids], targets.new_zeros(1, targets.shape[1])])
+    norms = torch.cat([(negs[:-1] * negs[:-1]).sum(1), negs.new_full((1,), 1e30)])
+    logits = torch.addmm(-scale * ((pred * pred).sum(1, keepdim=True) + norms[None]), pred, negs.T, alpha=2 * scale)
+    own = torch.where(own_slot >= 0, own_slot, len(neg_ids))[:, None]
+    logits = logits.scatter_(1, own, float("-inf")).clamp_max(0)  # the positive counted once; distances are ≥ 0
+    lse = torch.logaddexp(-pos / temperature, torch.logsumexp(logits, dim=1))
+    return (pos + temperature * lse).sum()
 
 
 def patch_contrastive(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
@@ -81,8 +89,10 @@ def patch_contrastive(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
         a scalar tensor.
     """
     sel = mask.reshape(-1).bool()
-    p = pred.reshape(-1, pred.shape[-1])[sel]
-    t = target.reshape(-1, target.shape[-1])[sel]
+    # in float32 whatever the autocast: the expansion subtracts numbers of the distances' size, which bfloat16's
+    # 8 bits would turn into noise in every logit
+    p = pred.reshape(-1, pred.shape[-1])[sel].float()
+    t = target.reshape(-1, target.shape[-1])[sel].float()
     n = p.shape[0]
     if n == 0:
         raise ValueError("patch_contrastive needs at least one masked patch")
@@ -90,12 +100,15 @@ def patch_contrastive(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
         neg_ids = torch.randperm(n, device=p.device, generator=generator)[:max_negatives]
     else:
         neg_ids = torch.arange(n, device=p.device)
+    slot = torch.full((n,), -1, dtype=torch.long, device=p.device)  # each patch's column among the negatives
+    slot[neg_ids] = torch.arange(len(neg_ids), device=p.device)
     total = p.new_zeros(())
-    for start in range(0, n, chunk_size):
-        rows = torch.arange(start, min(start + chunk_size, n), device=p.device)
-        args = (p[rows], t, t[rows], rows, neg_ids, temperature)
-        if torch.is_grad_enabled() and (p.requires_grad or t.requires_grad) and n > chunk_size:
-            total = total + checkpoint(_chunk_loss, *args, use_reentrant=False)
-        else:
-            total = total + _chunk_loss(*args)
+    with torch.autocast(p.device.type, enabled=False):
+        for start in range(0, n, chunk_size):
+            rows = torch.arange(start, min(start + chunk_size, n), device=p.device)
+            args = (p[rows], t, t[rows], slot[rows], neg_ids, temperature)
+            if torch.is_grad_enabled() and (p.requires_grad or t.requires_grad) and n > chunk_size:
+                total = total + checkpoint(_chunk_loss, *args, use_reentrant=False)
+            else:
+                total = total + _chunk_loss(*args)
     return total / n

@@ -58,10 +58,15 @@ def test_well_separated_patches_give_near_zero_loss():
     assert patch_contrastive(pred, target, torch.ones(1, 3), 0.5).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_single_masked_patch_gives_zero_loss():
-    pred, target = torch.randn(1, 4, 6), torch.randn(1, 4, 6)
+def test_a_patch_with_no_other_candidate_gives_zero_loss_and_a_finite_gradient():
+    pred, target = torch.randn(1, 4, 6, requires_grad=True), torch.randn(1, 4, 6)
     mask = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
-    assert patch_contrastive(pred, target, mask, 0.7).item() == pytest.approx(0.0, abs=1e-6)
+    loss = patch_contrastive(pred, target, mask, 0.7)  # a single masked patch
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.isfinite(torch.autograd.grad(loss, pred)[0]).all()
+    two = torch.tensor([[0.0, 1.0, 1.0, 0.0]])  # one negative drawn: some row's own target, so it has none other
+    loss = patch_contrastive(pred, target, two, 0.7, max_negatives=1, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and torch.isfinite(torch.autograd.grad(loss, pred)[0]).all()
 
 
 def test_chunked_equals_unchunked_with_gradients():
@@ -84,3 +89,40 @@ def test_capped_negatives_with_all_candidates_equals_full():
     assert patch_contrastive(pred, target, mask, 1.0, max_negatives=12).item() == pytest.approx(full.item())
     capped = patch_contrastive(pred, target, mask, 1.0, max_negatives=3, generator=torch.Generator().manual_seed(0))
     assert 0 < capped.item() < full.item()  # fewer negatives: a smaller denominator
+
+
+def _reference_contrastive(pred, target, mask, lam, neg_ids):
+    """Eq. 3 written out row by row: the positive's exact MSE, the drawn negatives other than the row's own."""
+    p, t = pred[mask.bool()], target[mask.bool()]
+    losses = []
+    for i in range(len(p)):
+        pos = ((p[i] - t[i]) ** 2).mean()
+        others = torch.stack([((p[i] - t[j]) ** 2).mean() for j in neg_ids.tolist() if j != i])
+        losses.append(pos + lam * torch.logsumexp(torch.cat([-pos[None], -others]) / lam, dim=0))
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("max_negatives, chunk_size", [(0, 4096), (0, 5), (7, 4096), (7, 3)])
+def test_values_and_gradients_equal_the_written_out_loss(max_negatives, chunk_size):
+    """All negatives and a drawn subset (own targets drawn for some rows, not for others), in one chunk or several."""
+    torch.manual_seed(2)
+    pred = torch.randn(2, 9, 6, requires_grad=True)
+    target = torch.randn(2, 9, 6)
+    mask = (torch.rand(2, 9) < 0.7).float()
+    n, lam = int(mask.sum()), 0.6
+    neg_ids = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_negatives] if max_negatives \
+        else torch.arange(n)
+    loss = patch_contrastive(pred, target, mask, lam, chunk_size, max_negatives, torch.Generator().manual_seed(0))
+    expected = _reference_contrastive(pred, target, mask, lam, neg_ids)
+    (grad,) = torch.autograd.grad(loss, pred)
+    (expected_grad,) = torch.autograd.grad(expected, pred)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+
+
+def test_the_logits_are_float32_under_bfloat16_autocast():
+    torch.manual_seed(3)
+    pred, target, mask = torch.randn(2, 16, 48), torch.randn(2, 16, 48), torch.ones(2, 16)
+    exact = patch_contrastive(pred, target, mask, 0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert patch_contrastive(pred, target, mask, 0.5).item() == pytest.approx(exact.item(), rel=1e-6)
