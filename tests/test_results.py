@@ -6,16 +6,17 @@ from chain.task import load_tasks
 COLUMNS = [(name, *column) for name, task in load_tasks().items() for column in task.columns]
 
 
-def _metrics(path, stage, method, **metrics):
+def _metrics(path, stage, method, extra=None, **metrics):
     path.write_text(json.dumps({"stage": stage, "init": {"method": method, "checkpoint": None},
-                                "metrics": metrics}))
+                                "metrics": metrics, **(extra or {})}))
     return str(path)
 
 
 def test_table_reads_every_number_from_the_stage_files(tmp_path):
     files = [_metrics(tmp_path / "a.json", "detection", "asl", box_AP=31.25, mask_AP=20.5, box_AP50=50.0),
              _metrics(tmp_path / "b.json", "detection", "random", box_AP=12.0, mask_AP=8.0),
-             _metrics(tmp_path / "c.json", "segmentation", "asl", mIoU=44.44, mAcc=50.0),
+             _metrics(tmp_path / "c.json", "segmentation", "asl", mIoU=44.44, mAcc=50.0,  # fields of a newer tool
+                      extra={"per_class_IoU": {"wall": 70.0}, "gpu": "H100", "notes": ["x"]}),
              _metrics(tmp_path / "d.json", "pretrain", "asl", loss=0.5)]
     table = collect(files, COLUMNS)
     assert table == {"asl": {"box AP": (31.25, files[0]), "mask AP": (20.5, files[0]), "mIoU": (44.44, files[2])},
