@@ -2,7 +2,7 @@
 # Install the whole stack into .venv/ (idempotent). Built wheels (mmcv with ops, the detectron2 re-pack)
 # are cached in $ASL_WHEEL_CACHE (default ~/.cache/asl-toolkit/wheels) so a fresh clone never rebuilds.
 # Why each workaround is needed: docs/install.md.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap (which names the failed step) also fires inside functions (pipq)
 cd "$(dirname "$0")/.."
 VENV=${ASL_VENV:-.venv}
 CACHE=${ASL_WHEEL_CACHE:-$HOME/.cache/asl-toolkit/wheels}

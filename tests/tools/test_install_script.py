@@ -1,0 +1,33 @@
+"""tools/install.sh (what `make test` and `make demo` run first): it returns at once when the venv's stamp
+matches the install script and setup.py, and a failing step stops it with a line naming that step. The venv is a
+stand-in whose python imports asl and fails any pip command."""
+import hashlib
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _install(venv, cache):
+    return subprocess.run(["bash", os.path.join(REPO, "tools", "install.sh")], capture_output=True, text=True,
+                          env=dict(os.environ, ASL_VENV=str(venv), ASL_WHEEL_CACHE=str(cache)), timeout=120)
+
+
+def test_a_matching_stamp_returns_at_once_and_a_failing_step_is_named(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text('#!/bin/sh\n[ "$1" = "-c" ] && [ "$2" = "import asl" ] && exit 0\necho "pip: no network" >&2\n'
+                      "exit 3\n")
+    python.chmod(0o755)
+    digest = hashlib.sha256()
+    for name in ("tools/install.sh", "setup.py"):
+        with open(os.path.join(REPO, name), "rb") as f:
+            digest.update(f.read())
+    (venv / ".asl-install-stamp").write_text(digest.hexdigest()[:16] + "\n")
+    done = _install(venv, tmp_path / "wheels")
+    assert done.returncode == 0 and done.stdout.startswith("[install] up to date")
+    (venv / ".asl-install-stamp").write_text("an older install\n")
+    failed = _install(venv, tmp_path / "wheels")
+    assert failed.returncode != 0
+    assert f"[install] FAILED at step: virtual environment {venv}" in failed.stderr
