@@ -287,6 +287,24 @@ def test_training_with_loader_workers_runs_and_exits(small_root, tmp_path):
     assert "num_workers: 2" in (out / "config.yaml").read_text()
 
 
+def test_a_time_limit_checkpoint_outlives_the_rotation_of_periodic_ones(small_root, tmp_path):
+    """Periodic checkpoints every iteration, one kept; a piece stopped by the time limit after iteration 0 leaves
+    model_0000000.pth, which the next piece's rotation does not delete (it is the one a requeue resumes from)."""
+    register_datasets(str(small_root))
+    overrides = [*TINY, *FAST, "train.max_iter=4", "train.checkpointer.max_to_keep=1", f"train.output_dir={tmp_path}"]
+
+    def cfg():
+        c = engine.load_config(TOY, overrides)
+        engine.resolve_device(c)
+        del c.dataloader.evaluator
+        return c
+
+    assert engine.do_train(cfg(), time_limit_min=0) is None
+    engine.do_train(cfg(), resume=True)
+    kept = sorted(p.name for p in tmp_path.glob("model_*.pth"))
+    assert kept == ["model_0000000.pth", "model_0000003.pth", "model_final.pth"]  # 1 and 2 rotated away
+
+
 def test_the_wall_time_of_a_resumed_run_adds_every_piece(monkeypatch):
     """metrics.json's wall_time_s is RunState.seconds(): 30 s before the checkpoint (a crash after it loses the 4 s
     that were not saved), then 20 s of the resumed piece, counted from the load of the checkpoint."""
