@@ -1,6 +1,7 @@
 """The shared runtime: exact resume mid-epoch, preemption, the run-directory guard and the launch contract."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -153,10 +154,15 @@ def test_resume_with_a_changed_config_names_the_key_and_allows_the_listed_ones(t
     run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.max_iters=2"), str(tmp_path))
     with pytest.raises(UserError, match=r"differs from the checkpoint's in optim\.lr\b"):
         run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "optim.lr=0.5"), str(tmp_path), resume="auto")
-    # workers, logging and the iteration cap may change between pieces
-    done = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.log_every=2"), str(tmp_path),
-                        resume="auto")
+    # workers, logging, the iteration cap and the data's place (a job's copy on node-local disk) may change
+    local = tmp_path.parent / f"{tmp_path.name}_local_copy"
+    shutil.copytree(toy_root / "unlabeled", local)
+    done = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.log_every=2", f"data.path={local}"),
+                        str(tmp_path), resume="auto")
     assert done["iterations"] == 6
+    whole = tmp_path.parent / f"{tmp_path.name}_whole"
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2"), str(whole))
+    assert max_difference(weights(tmp_path), weights(whole)) < 1e-6  # the same images, read from elsewhere
 
 
 def test_config_changes_lists_changed_added_and_removed_keys():
