@@ -191,6 +191,7 @@ def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_weights(mon
         assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
 
 
+@pytest.mark.slow  # spawned workers import torch and mmseg anew: about 30 s
 def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes(monkeypatch, tmp_path, toy_root):
     """As SLURM signals a job step: SIGUSR1 to the main process and to each of its 2 loader workers, started by
     spawn (a start method mmengine's env_cfg may set; forked workers inherit the main process's handler, spawned
