@@ -91,8 +91,9 @@ def patch_contrastive(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     sel = mask.reshape(-1).bool()
     # in float32 whatever the autocast: the expansion subtracts numbers of the distances' size, which bfloat16's
     # 8 bits would turn into noise in every logit
-    p = pred.reshape(-1, pred.shape[-1])[sel].float()
-    t = target.reshape(-1, target.shape[-1])[sel].float()
+    wide = torch.promote_types(pred.dtype, torch.float32)  # float64 stays float64
+    p = pred.reshape(-1, pred.shape[-1])[sel].to(wide)
+    t = target.reshape(-1, target.shape[-1])[sel].to(wide)
     n = p.shape[0]
     if n == 0:
         raise ValueError("patch_contrastive needs at least one masked patch")

@@ -126,3 +126,4 @@ def test_the_logits_are_float32_under_bfloat16_autocast():
     exact = patch_contrastive(pred, target, mask, 0.5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert patch_contrastive(pred, target, mask, 0.5).item() == pytest.approx(exact.item(), rel=1e-6)
+    assert patch_contrastive(pred.double(), target.double(), mask, 0.5).dtype == torch.float64  # not narrowed
