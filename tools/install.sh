@@ -27,8 +27,9 @@ step "virtual environment $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
 export PYTHONWARNINGS=ignore
-# pip, minus the noise of this machine's optional local package indexes that may not exist
-pipq() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+# pip, minus the noise of this machine's optional local package indexes that may not exist (`|| true`: a quiet
+# pip leaves grep nothing to pass on, which the ERR trap would take for a failed step)
+pipq() { "$PY" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2 || true); }
 PIP="pipq install --quiet --disable-pip-version-check"
 $PIP --upgrade pip wheel 'setuptools<81'
 done_step
