@@ -53,6 +53,8 @@ def test_values_split_at_top_level_commas_only():
     ([TOY_ASL, "model.temperature=1,2", "--seeds", "0"], "no seeds"),
     ([TOY_ASL, "model.temperature=1,2", "--seed-list", "0,x"], "is not comma-separated integers"),
     ([TOY_ASL, "model.temperature=1,2", "--seed-list", "0,0,1"], "names a seed twice"),
+    ([TOY_ASL, "model.temperature=1,2", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
+    ([TOY_ASL, "model.temperature=1,2", "--jobs", "2", "--nproc", "2"], "cannot share; use --jobs 1"),
     ([TOY_ASL, "model.temperature=1,2", "--eval-override", "optim.epoch=1"], "unknown config key 'optim.epoch'"),
     ([os.path.join(REPO, "configs", "pretrain", "toy_asl_gpu.py"), "model.temperature=1,2", "--baseline", "mae"],
      "has no MAE twin"),
