@@ -40,7 +40,7 @@ from torch.multiprocessing import ProcessRaisedException  # noqa: E402
 
 from asl.cli import UserError, add_run_options, apply_data_root, main_guard, normalize_argv  # noqa: E402
 from asl.engine import launch as launcher  # noqa: E402
-from asl.engine.runtime import EXIT_PREEMPTED, StopSignals  # noqa: E402
+from asl.signals import EXIT_PREEMPTED, StopSignals  # noqa: E402
 from transfer.detection.data import prepare_datasets, use_own_dataset  # noqa: E402
 from transfer.detection.engine import (  # noqa: E402
     claim_output_dir,

@@ -9,6 +9,7 @@ Label convention of the semantic (ADE20K-style) split: 0 = background, 1..4 = `C
 (reserved for the training pipelines; the generator never writes it). Unlike ADE20K, background is a real class,
 so the toy segmentation configs use `reduce_zero_label=False`.
 """
+import glob
 import json
 import os
 import shutil
@@ -255,17 +256,29 @@ def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
     return meta
 
 
+def _running(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _generate_once(root: str, **kwargs) -> dict:
     """Generate the set beside `root` and rename it into place, so that tools starting together (a pipeline's or a
     sweep's parallel runs) never read a set another one is still writing: the first rename wins, the others
     discard theirs and read it. A folder at `root` with only the generator's folders and no meta.json is an
-    interrupted generation: replaced."""
+    interrupted generation: replaced; so is the copy beside it of a generation that was killed."""
     foreign = sorted(set(os.listdir(root)) - {"unlabeled", "coco", "ade"}) if os.path.isdir(root) else []
     if foreign:
         raise UserError(f"{root} holds {', '.join(foreign)} but no toy scenes (no meta.json); give another dataset "
                         "root (--data-root) or empty it")
+    for stale in glob.glob(f"{glob.escape(root.rstrip(os.sep))}.partial-*"):  # left by a generation that was killed
+        if not _running(stale.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
     partial = f"{root.rstrip(os.sep)}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
     meta = write_toy_scenes(partial, **kwargs)
     try:
         os.rename(partial, root)

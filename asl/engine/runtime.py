@@ -25,7 +25,7 @@ from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
 from ..records import write_json
-from ..signals import EXIT_PREEMPTED, Preempted, StopSignals  # noqa: F401 (the tools import them from here)
+from ..signals import Preempted, StopSignals
 from . import launch as launcher
 from .logger import RunLogger
 

@@ -5,8 +5,8 @@ from asl.config import load_config
 
 _base_ = "base.py"
 cfg = dict(
-    # 256 negatives per step (model.max_negatives), not all 3,072 masked patches of a batch: all probe about one
-    # spread better in kNN and linear top-1 but take four times the CPU time, which the 15-minute demo cannot pay
+    # 256 negatives per step (model.max_negatives), not all 3,072 masked patches of a batch: all probe somewhat
+    # better in kNN and linear top-1 but take several times the CPU time, which the 15-minute demo cannot pay
     # (docs/sweeps/negatives.md); the large-scale configs use all
     # L_SEM at 0.1, not the paper's 1: on the toy scenes its weight hurts the frozen features steadily from 0.5 up
     # (docs/sweeps/sem_weight.md); the large-scale configs keep the paper's value

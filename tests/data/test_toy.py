@@ -148,6 +148,10 @@ def test_an_interrupted_generation_is_replaced_and_foreign_files_are_refused(tmp
     root = tmp_path / "toy_scenes"
     (root / "unlabeled").mkdir(parents=True)
     (root / "unlabeled" / "000000.png").write_bytes(b"cut short")
+    killed = tmp_path / f"toy_scenes.partial-{2 ** 22 + 1}"  # a pid above Linux's maximum: no such process
+    (killed / "unlabeled").mkdir(parents=True)
+    running = tmp_path / f"toy_scenes.partial-{os.getppid()}"  # another process still generating: left alone
+    running.mkdir()
     meta = ensure_toy_scenes(str(root), num_unlabeled=2, num_train=2, num_val=1, size=32)
     assert meta["num_unlabeled"] == 2 and len(os.listdir(root / "unlabeled")) == 2
     Image.open(root / "unlabeled" / "000000.png").verify()
@@ -156,7 +160,8 @@ def test_an_interrupted_generation_is_replaced_and_foreign_files_are_refused(tmp
     (other / "notes.txt").write_text("keep me")
     with pytest.raises(UserError, match="holds notes.txt but no toy scenes"):
         ensure_toy_scenes(str(other), num_unlabeled=2, num_train=2, num_val=1, size=32)
-    assert (other / "notes.txt").read_text() == "keep me" and sorted(os.listdir(tmp_path)) == ["mine", "toy_scenes"]
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == sorted(["mine", running.name, "toy_scenes"])  # the killed one's copy is gone
 
 
 def test_regenerating_a_smaller_set_removes_the_scenes_it_no_longer_has(tmp_path):

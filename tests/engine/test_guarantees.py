@@ -25,8 +25,8 @@ from asl.config import apply_overrides, load_config
 from asl.data.transforms import eval_transform
 from asl.engine import classification
 from asl.engine.classification import run_classification
-from asl.engine.runtime import EXIT_PREEMPTED
 from asl.models import build_pretrain_model
+from asl.signals import EXIT_PREEMPTED
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = {stage: os.path.join(REPO, "tools", f"{stage}.py") for stage in ("pretrain", "linprobe", "finetune")}

@@ -16,7 +16,8 @@ from asl.config import apply_overrides, load_config
 from asl.engine.classification import run_classification
 from asl.engine.launch import Launch, detect_launch, first_host
 from asl.engine.pretrain import run_pretrain
-from asl.engine.runtime import EXIT_PREEMPTED, claim_run_dir, config_changes
+from asl.engine.runtime import claim_run_dir, config_changes
+from asl.signals import EXIT_PREEMPTED
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "pretrain.py")

@@ -24,9 +24,10 @@ from asl.cli import UserError
 from asl.config import check_key
 from asl.engine.launch import device_for, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import Preempted, StopSignals, claim_run_dir, refuse_changed_config
+from asl.engine.runtime import claim_run_dir, refuse_changed_config
 from asl.models import ARCHS
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
+from asl.signals import Preempted, StopSignals
 
 from .checkpoint import StrictDetectionCheckpointer
 from .data import (

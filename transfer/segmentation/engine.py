@@ -22,14 +22,9 @@ from asl.cli import UserError, apply_data_root
 from asl.config import check_key
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import (
-    Preempted,
-    StopSignals,
-    claim_run_dir,
-    refuse_changed_config,
-    with_time_limit_signal_ignored,
-)
+from asl.engine.runtime import claim_run_dir, refuse_changed_config, with_time_limit_signal_ignored
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
+from asl.signals import Preempted, StopSignals
 
 from .checkpoint import install_safe_loader
 from .data import check_data_roots, read_classes, set_data_root, use_own_label_maps

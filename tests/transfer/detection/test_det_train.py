@@ -17,7 +17,7 @@ from detectron2.engine import HookBase
 from asl.checkpoint import read_checkpoint, save_atomic
 from asl.cli import UserError
 from asl.convert import TARGET_INIT, unmatched_target_keys
-from asl.engine.runtime import Preempted
+from asl.signals import Preempted
 from transfer.detection import engine
 from transfer.detection.checkpoint import StrictDetectionCheckpointer
 from transfer.detection.data import ResumableTrainingSampler, register_datasets
