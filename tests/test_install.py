@@ -17,8 +17,8 @@ def test_pipeline_runs_from_a_non_editable_install(tmp_path):
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     deps = [p for p in sys.path if p.endswith("site-packages")]  # their own .pth files (the editable clone) stay off
-    (tmp_path / "venv_deps.pth").write_text("\n".join(deps) + "\n")
-    os.replace(tmp_path / "venv_deps.pth", os.path.join(purelib, "toolkit_deps.pth"))
+    with open(os.path.join(purelib, "toolkit_deps.pth"), "w") as f:
+        f.write("\n".join(deps) + "\n")
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", REPO], check=True,
                    capture_output=True)
     target = subprocess.run([python, "-c", "import asl, os; print(os.path.dirname(os.path.dirname(asl.__file__)))"],
