@@ -14,7 +14,7 @@ import torch
 from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.engine.classification import run_classification
-from asl.engine.launch import Launch, detect_launch, first_host
+from asl.engine.launch import Launch, detect_launch, device_for, first_host
 from asl.engine.pretrain import run_pretrain
 from asl.engine.runtime import claim_run_dir, config_changes
 from asl.signals import EXIT_PREEMPTED
@@ -193,6 +193,27 @@ def test_detect_launch():
     assert detect_launch({**slurm, "SLURM_STEP_NUM_TASKS": "1"}) == Launch("single")
     assert detect_launch({**slurm, **torchrun}).source == "torchrun"  # torchrun inside an allocation
 
+
+
+@pytest.mark.parametrize("visible, local_rank, device", [
+    (None, 3, "cpu"),  # no GPU: the CPU, whatever the rank
+    (8, 3, "cuda:3"),  # torchrun on an 8-GPU node: the local rank's GPU
+    (8, 0, "cuda:0"),
+    (1, 5, "cuda:0"),  # srun --gpus-per-task 1: each task sees one GPU, its own
+])
+def test_each_process_is_placed_on_its_local_rank_s_gpu(visible, local_rank, device, monkeypatch):
+    """The placement rule of docs/cluster.md, with the GPU count simulated (this machine has none): torch is asked
+    only how many GPUs this process sees."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: visible is not None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible or 0)
+    assert device_for(Launch("torchrun", 8 + local_rank, 16, local_rank, 8)) == torch.device(device)
+
+
+def test_a_local_rank_beyond_the_visible_gpus_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UserError, match="process 6 has local rank 2 but sees 2 GPUs; start at most one process per"):
+        device_for(Launch("slurm", 6, 8, 2, 4))
 
 def slurm_env(rank, world, port):
     return dict(ENV, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS=str(world),
