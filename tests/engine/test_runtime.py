@@ -235,6 +235,38 @@ def test_two_slurm_tasks_form_one_group_with_one_writer(toy_root, tmp_path):
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == metrics["iterations"]
 
 
+
+@pytest.mark.slow
+def test_a_stop_signal_to_one_of_two_processes_stops_both_at_one_step_and_the_resume_is_exact(toy_root, tmp_path):
+    """SIGUSR1 to rank 1 only (a preemption that reaches one node first): both processes save the same step, a
+    multiple of runtime.stop_check_every, exit 75, and the resumed pair ends at the uninterrupted pair's weights.
+    4 epochs of 12 steps (batch 1 per process)."""
+    cmd = [sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=4",
+           "optim.batch_size=1", "runtime.stop_check_every=5"]
+
+    def pair(run_dir, *args, signal_rank1_after_lines=None):
+        port = free_port()
+        procs = [subprocess.Popen([*cmd, "--output-dir", str(run_dir), *args], env=slurm_env(r, 2, port),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+        if signal_rank1_after_lines:
+            log = run_dir / "log.jsonl"
+            while procs[0].poll() is None and not (log.exists() and
+                                                   len(log.read_text().splitlines()) >= signal_rank1_after_lines):
+                time.sleep(0.01)
+            procs[1].send_signal(signal.SIGUSR1)
+        outs = [p.communicate(timeout=300) for p in procs]
+        return [p.returncode for p in procs], outs[0][1][-2000:] + outs[1][1][-2000:]
+
+    codes, err = pair(tmp_path / "ref")
+    assert codes == [0, 0], err
+    codes, err = pair(tmp_path / "stopped", signal_rank1_after_lines=2)
+    assert codes == [EXIT_PREEMPTED, EXIT_PREEMPTED], err
+    saved = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pth", weights_only=True)
+    assert saved["iteration"] % 5 == 0 and 0 < saved["iteration"] < 48  # mid-epoch: no multiple of 5 below 48 ends one
+    codes, err = pair(tmp_path / "stopped", "--resume", "auto")
+    assert codes == [0, 0], err
+    assert max_difference(weights(tmp_path / "ref"), weights(tmp_path / "stopped")) <= 1e-6
+
 def test_one_of_two_slurm_tasks_alone_refuses_with_one_line(toy_root, tmp_path):
     env = dict(slurm_env(0, 2, free_port()), ASL_DIST_TIMEOUT="3")
     out = subprocess.run([sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "--output-dir",
