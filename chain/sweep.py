@@ -1,9 +1,9 @@
 """A sweep of one pretraining config key: for each value and seed, pretrain with the same budget, evaluate the
 encoder with one or several transfer tools, and tabulate each metric's mean ± std over seeds, every number read
-from a metrics.json. Each (value, seed) runs as a small pipeline of its own (tools/run_pipeline.py on a config written into
-its directory: each tool a subprocess, a finished run reused on a rerun, an interrupted one resumed), and `jobs`
-of them run at once, each with its share of the cores; an optional baseline config (MAE) is a row with the same
-budget and seeds."""
+from a metrics.json. Each (value, seed) runs as a small pipeline of its own (tools/run_pipeline.py on a config
+written into its directory: each tool a subprocess, a finished run reused on a rerun, an interrupted one resumed),
+and `jobs` of them run at once, each with its share of the cores; an optional baseline config (MAE) is a row with
+the same budget and seeds."""
 import json
 import os
 import re

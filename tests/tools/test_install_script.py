@@ -41,7 +41,8 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     venv, cache = tmp_path / "venv", tmp_path / "wheels"
     (venv / "bin").mkdir(parents=True)
     cache.mkdir()
-    d2_wheel, mmcv_wheel = cache / "detectron2-0.7.2-py3-none-any.whl", cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl"
+    d2_wheel = cache / "detectron2-0.7.2-py3-none-any.whl"
+    mmcv_wheel = cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl"
     d2_wheel.write_text("cached")
     mmcv_wheel.write_text("cached")
     calls, broken = tmp_path / "calls.log", tmp_path / "network_down"

@@ -157,8 +157,10 @@ def test_several_evaluations_make_one_table_of_every_task_s_columns(tmp_path, ca
             if (value, seed) != ("40", 1):  # this point has not finished fine-tuning
                 _finish(seed_dir / "finetune" / "asl", "finetune", "asl", top1=60 + offset)
     md = open(sweep.write_table(str(tmp_path / "table"))["markdown"]).read()
-    assert "| run | kNN top-1 | linear top-1 | dense mIoU | LP top-1 | FT top-1 | seeds done | probe.knn_top1 per seed |" in md
-    assert "| optim.epochs=25 | 30.5 ± 0.7 | 40.0 ± 0.0 | 20.0 ± 0.0 | 51.0 ± 1.4 | 60.0 ± 0.0 | 2/2 | 30.0, 31.0 |" in md
+    assert ("| run | kNN top-1 | linear top-1 | dense mIoU | LP top-1 | FT top-1 | seeds done | probe.knn_top1 per "
+            "seed |") in md
+    assert "| optim.epochs=25 | 30.5 ± 0.7 | 40.0 ± 0.0 | 20.0 ± 0.0 | 51.0 ± 1.4 | 60.0 ± 0.0 | 2/2 | 30.0, 31.0 |" \
+        in md
     assert "| optim.epochs=40 | 40.0 | 40.0 | 20.0 | 60.0 | 70.0 | 1/2 | 40.0 |" in md
     assert "finetune with `configs/finetune/toy.py optim.epochs=10`" in md
     run = json.load(open(tmp_path / "table.json"))["rows"][0]["runs"][1]
