@@ -65,3 +65,11 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     assert not [line for line in calls.read_text().splitlines() if "download" in line or line.startswith("-m wheel")
                 or " wheel --no-deps" in line]  # no download, no re-pack, no mmcv build
     assert _install(venv, cache).stdout.startswith("[install] up to date")  # the stamp was written
+
+    # a deleted cached wheel is built again (docs/install.md): mmcv's source is fetched, here with no network
+    mmcv_wheel.unlink()
+    (venv / ".asl-install-stamp").unlink()
+    calls.write_text("")
+    rebuilt = _install(venv, cache)
+    assert "-m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0" in calls.read_text()
+    assert rebuilt.returncode != 0 and "FAILED at step: mmcv 2.1.0 with compiled ops" in rebuilt.stderr
