@@ -259,6 +259,18 @@ def test_bad_overrides_are_one_line_errors(capsys, tmp_path, toy_root, override,
     assert expected in message
 
 
+def test_cfg_options_are_overrides_too(tmp_path, toy_root, capsys):
+    """docs/segmentation.md: mmengine's --cfg-options (lists as key=[a,b]) change the config as key=value pairs do;
+    an unknown key there is one line too."""
+    args = tool.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+                            "--cfg-options", "train_cfg.max_iters=3", "model.decode_head.in_index=[0,1,2,3]"])
+    cfg = seg_train.prepare(args)
+    assert cfg.train_cfg.max_iters == 3 and list(cfg.model.decode_head.in_index) == [0, 1, 2, 3]
+    message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--output-dir", tmp_path,
+                         "--cfg-options", "train_cfg.max_iter=3")
+    assert "has no 'max_iter' (did you mean 'max_iters'?)" in message
+
+
 def test_known_override_of_a_registered_type_is_accepted(tmp_path, toy_root):
     args = tool.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
                                  "train_dataloader.dataset.indices=4", "optim_wrapper.optimizer.eps=1e-6"])
