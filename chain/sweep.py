@@ -1,9 +1,9 @@
 """A sweep of one pretraining config key: for each value and seed, pretrain with the same budget, evaluate the
-encoder with one transfer tool, and tabulate the metric's mean ± std over seeds, every number read from a
-metrics.json. Each (value, seed) runs as a small pipeline of its own (tools/run_pipeline.py on a config written into
-its directory: each tool a subprocess, a finished run reused on a rerun, an interrupted one resumed), and `jobs`
-of them run at once, each with its share of the cores; an optional baseline config (MAE) is a row with the same
-budget and seeds."""
+encoder with one or several transfer tools, and tabulate each metric's mean ± std over seeds, every number read
+from a metrics.json. Each (value, seed) runs as a small pipeline of its own (tools/run_pipeline.py on a config
+written into its directory: each tool a subprocess, a finished run reused on a rerun, an interrupted one resumed),
+and `jobs` of them run at once, each with its share of the cores; an optional baseline config (MAE) is a row with
+the same budget and seeds."""
 import json
 import os
 import re
@@ -85,15 +85,16 @@ def _safe(value: str) -> str:
 @dataclass
 class Sweep:
     """One sweep: `key` at each of `values` on `config`, `fixed` overrides shared by every run (the budget), each
-    encoder evaluated by tools/<eval>.py with `eval_config` + `eval_overrides`, for each seed."""
+    encoder evaluated by every task of `evals` (in table order) with its `eval_configs[task]` +
+    `eval_overrides[task]`, for each seed. The first task's first metric is the headline (`mean`, `std`)."""
 
     config: str
     key: str
     values: list
     fixed: list
-    eval: str
-    eval_config: str
-    eval_overrides: list
+    evals: list
+    eval_configs: dict
+    eval_overrides: dict
     seeds: list
     baseline: str = None  # a pretraining config run with `fixed` (not the swept key), or None
     random: bool = False  # a row of randomly initialised encoders (the evaluation's seed draws the weights)
@@ -103,19 +104,33 @@ class Sweep:
     task_modules: tuple = ()  # task modules beyond the built-in ones (chain.task.load_tasks), e.g. a test folder's
 
     def __post_init__(self):
-        self.config, self.eval_config, self.work_dir = (os.path.abspath(p) for p in
-                                                        (self.config, self.eval_config, self.work_dir))
+        self.config, self.work_dir = os.path.abspath(self.config), os.path.abspath(self.work_dir)
         self.baseline = self.baseline and os.path.abspath(self.baseline)
         tasks = load_tasks((*BUILTIN, *self.task_modules))
-        if self.eval not in tasks:
-            raise UserError(f"unknown evaluation {self.eval!r}{did_you_mean(self.eval, tasks)}; known: "
-                            f"{', '.join(tasks)} (a task of your own: --task its task.py)")
-        self.task = tasks[self.eval]
-        self.metric, self.seed_key = self.task.metric, self.task.seed_key
+        for name in self.evals:
+            if name not in tasks:
+                raise UserError(f"unknown evaluation {name!r}{did_you_mean(name, tasks)}; known: "
+                                f"{', '.join(tasks)} (a task of your own: --task its task.py)")
+        if not self.evals or len(set(self.evals)) < len(self.evals):
+            raise UserError(f"--eval names each task once, e.g. probe,finetune; got {','.join(self.evals)!r}")
+        if set(self.eval_configs) != set(self.evals):
+            raise UserError(f"the evaluation configs are for {', '.join(self.eval_configs) or 'no task'}, the "
+                            f"evaluations are {', '.join(self.evals)}")
+        self.eval_configs = {name: os.path.abspath(self.eval_configs[name]) for name in self.evals}
+        self.eval_overrides = {name: list(self.eval_overrides.get(name, [])) for name in self.evals}
+        self.tasks = [tasks[name] for name in self.evals]
+        # the pipeline runs a point's tasks in their declared order: the last of them finishes the point
+        self.last_eval = max(self.evals, key=list(tasks).index)
+        self.metric = self.column(self.tasks[0], self.tasks[0].metric)
+
+    @staticmethod
+    def column(task, key: str) -> str:
+        """A metric's name in the table: its task and key, e.g. 'finetune.top1' (two tasks may share a key)."""
+        return f"{task.name}.{key}"
 
     def check(self):
         """Every run's config resolves (a bad key is a one-line error with its closest match) before any runs."""
-        if self.key in (self.seed_key, "runtime.seed"):
+        if self.key in ("runtime.seed", *(task.seed_key for task in self.tasks)):
             raise UserError(f"sweep seeds with --seeds or --seed-list, not as {self.key}")
         if any(o.split("=", 1)[0] == self.key for o in self.fixed):
             raise UserError(f"{self.key} is both swept and fixed; give it once")
@@ -133,8 +148,10 @@ class Sweep:
             raise UserError(f"the values {', '.join(self.values)} name the same run directories; write them apart")
         if self.baseline:
             apply_overrides(load_config(self.baseline), self.fixed)
-        if self.task.checks_config:  # a framework's config is checked by its own tool
-            apply_overrides(load_config(self.eval_config), [*self.eval_overrides, f"{self.seed_key}=0"])
+        for task in self.tasks:
+            if task.checks_config:  # a framework's config is checked by its own tool
+                apply_overrides(load_config(self.eval_configs[task.name]),
+                                [*self.eval_overrides[task.name], f"{task.seed_key}=0"])
 
     def rows(self) -> list:
         """(label, swept value or None, pretraining config, overrides, its method, directory) of each row."""
@@ -172,8 +189,9 @@ class Sweep:
         label, _, config, overrides, method, row_dir = row
         point_dir = os.path.join(row_dir, f"seed{seed}")
         cfg = {"inits": [method], "toy": None, "tasks": [*BUILTIN, *map(_as_path, self.task_modules)],
-               self.eval: dict(config=self.eval_config, nproc=self.nproc,
-                               overrides=[*self.eval_overrides, f"{self.seed_key}={seed}"])}
+               **{task.name: dict(config=self.eval_configs[task.name], nproc=self.nproc,
+                                  overrides=[*self.eval_overrides[task.name], f"{task.seed_key}={seed}"])
+                  for task in self.tasks}}
         if config:
             cfg["pretrain"] = dict(configs={method: config}, overrides=[*overrides, f"runtime.seed={seed}"],
                                    nproc=self.nproc)
@@ -183,8 +201,8 @@ class Sweep:
             f.write(f"# {label}, seed {seed}: written by tools/sweep.py, which runs it\ncfg = {cfg!r}\n")
         return Step(f"{os.path.basename(row_dir)} seed{seed}", "sweep",
                     tool_command("tools.run_pipeline") + [config_file, "--output-dir", point_dir,
-                                                          "--stages", ",".join(stages if config else [self.eval])],
-                    os.path.join(point_dir, self.eval, method, "metrics.json"), resumable=False)
+                                                          "--stages", ",".join(stages if config else self.evals)],
+                    os.path.join(point_dir, self.last_eval, method, "metrics.json"), resumable=False)
 
     def run(self, data_root: str = None, out: str = None) -> dict:
         """Every (row, seed) not finished yet, `jobs` at once, in the order seed by seed so that a stopped sweep
@@ -192,7 +210,8 @@ class Sweep:
         table's paths."""
         self.check()
         self.claim_work_dir()
-        stages = ["pretrain", self.eval] if self.task.init == "checkpoint" else ["pretrain", "convert", self.eval]
+        converts = any(task.init != "checkpoint" for task in self.tasks)
+        stages = ["pretrain", *(["convert"] if converts else []), *self.evals]
         steps = [self.point_step(row, seed, stages) for seed in self.seeds for row in self.rows()]
         scheduler = Pipeline({"inits": []}, self.work_dir, data_root, jobs=self.jobs)
         todo = sum(not os.path.exists(step.done) for step in steps)
@@ -215,22 +234,28 @@ class Sweep:
         return self.write_table(out)
 
     def table(self) -> list:
-        """The rows with every finished seed's metrics (each column of the task) and its metrics.json; mean and
-        sample std over seeds, of the headline metric (`mean`, `std`) and of every column (`columns`)."""
-        keys = [key for key, _, _ in self.task.columns]
+        """The rows with every finished seed's metrics (each column of each task, as '<task>.<key>') and their
+        metrics.json files; mean and sample std over seeds, of the headline metric (`mean`, `std`) and of every
+        column (`columns`)."""
+        keys = [(task, key) for task in self.tasks for key, _, _ in task.columns]
         table = []
         for label, value, config, overrides, method, row_dir in self.rows():
             runs = []
             for seed in self.seeds:
                 run_dir = os.path.join(row_dir, f"seed{seed}")
-                source = os.path.join(run_dir, self.eval, method, "metrics.json")
-                if os.path.exists(source):
-                    with open(source) as f:
+                sources = {task.name: os.path.join(run_dir, task.name, method, "metrics.json") for task in self.tasks}
+                if not all(map(os.path.exists, sources.values())):
+                    continue  # not finished (yet)
+                run = {"seed": seed}
+                for task, key in keys:
+                    with open(sources[task.name]) as f:
                         metrics = json.load(f)["metrics"]
-                    runs.append({"seed": seed, **{k: metrics[k] for k in keys if k in metrics}, "metrics_json": source,
-                                 "pretrain_metrics_json": os.path.join(run_dir, "pretrain", method, "metrics.json")
-                                 if config else None})
-            columns = {k: _spread([r[k] for r in runs if k in r]) for k in keys}
+                    if key in metrics:
+                        run[self.column(task, key)] = metrics[key]
+                runs.append({**run, "metrics_json": sources, "pretrain_metrics_json":
+                             os.path.join(run_dir, "pretrain", method, "metrics.json") if config else None})
+            columns = {self.column(task, key): _spread([r[self.column(task, key)] for r in runs
+                                                         if self.column(task, key) in r]) for task, key in keys}
             table.append({"run": label, "value": value, "pretrain_config": config, "overrides": overrides,
                           "n": len(runs), **columns[self.metric], "columns": columns, "runs": runs})
         return table
@@ -240,12 +265,13 @@ class Sweep:
         out = out or os.path.join(self.work_dir, "table")
         rows = self.table()
         show = lambda p: os.path.relpath(p, REPO) if p.startswith(REPO + os.sep) else p  # noqa: E731
-        eval_cmd = " ".join([show(self.eval_config), *self.eval_overrides])
-        labels = [(key, label) for key, label, _ in self.task.columns]
+        evaluations = "; ".join(f"{name} with `{' '.join([show(self.eval_configs[name]), *self.eval_overrides[name]])}`"
+                                for name in self.evals)
+        labels = [(self.column(task, key), label) for task in self.tasks for key, label, _ in task.columns]
         lines = [f"Sweep of `{self.key}` on `{show(self.config)}` "
                  f"({' '.join(self.fixed) or 'no fixed overrides'}), seeds {', '.join(map(str, self.seeds))}; "
-                 f"{self.eval} with `{eval_cmd}`. Mean ± sample std over seeds; every number is read from the "
-                 f"metrics.json named in `{os.path.basename(out)}.json`.", "",
+                 f"{evaluations}. Mean ± sample std over seeds; every number is read from the "
+                 f"metrics.json files named in `{os.path.basename(out)}.json`.", "",
                  "| run | " + " | ".join(label for _, label in labels) + f" | seeds done | {self.metric} per seed |",
                  "|---|" + "---|" * (len(labels) + 2)]
         for row in rows:

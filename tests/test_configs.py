@@ -10,8 +10,9 @@ import pytest
 from asl.cli import UserError
 from asl.config import load_config
 from asl.data.transforms import pretrain_transform
-from asl.engine.runtime import accumulation
+from asl.engine.runtime import accumulation, flatten
 from chain.pipeline import Pipeline
+from chain.sweep import twin_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -98,6 +99,31 @@ def test_table5_rows_are_the_200_epoch_mae_baseline_plus_one_global_augmentation
         assert {**row, "data": {**row["data"], "transform": "mae"}} == base  # nothing else differs
         names = [type(t).__name__ for t in pretrain_transform(transform, 224).transforms]
         assert len(names) == 4 + (transform != "mae")  # crop, flip, to-tensor, [augmentation], normalise
+
+
+def _twins():
+    """(ASL config, its MAE twin) of every pretraining config that has one (the sweep's --baseline mae rule)."""
+    pairs = []
+    for path in sorted(glob.glob(os.path.join(CONFIGS, "pretrain", "*asl*.py"))):
+        try:
+            pairs.append((path, twin_config(path)))
+        except UserError:  # no twin (the GPU variant of the toy)
+            pass
+    return pairs
+
+
+@pytest.mark.parametrize("asl_config, mae_config", _twins(), ids=lambda p: os.path.basename(p))
+def test_every_mae_twin_changes_only_the_method_and_the_loss(asl_config, mae_config):
+    """docs/experiments.md: the *_mae_* twins change only the method and the loss (equal budgets, data, decoder)."""
+    asl, mae = flatten(load_config(asl_config)), flatten(load_config(mae_config))
+    assert sorted(k for k in set(asl) | set(mae) if asl.get(k) != mae.get(k)) == ["model.loss", "model.method"]
+    assert (asl["model.method"], mae["model.method"], mae["model.loss"]) == ("asl", "mae", "mse")
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CONFIGS, "probe", "*.py"))), ids=os.path.basename)
+def test_every_probe_config_loads(path):
+    c = load_config(path)
+    assert c["model"]["arch"] and set(c["probe"]) >= {"objects", "dense", "classification"}
 
 
 def test_openimages_configs_are_the_800_epoch_asl_and_mae_twins_with_a_file_list_cache():

@@ -181,3 +181,24 @@ def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, capsys, how):
     monkeypatch.delenv("ASL_DEBUG", raising=False)
     monkeypatch.setattr("sys.argv", ["pretrain.py"])
     assert "no_such_key" in one_line_error(capsys, load_tool("pretrain").main, argv[:3])
+
+
+# ---------------------------------------------------------------------- the error contract itself (asl/cli.py)
+def test_a_user_error_is_one_line_and_exit_2_a_bug_raises_and_debug_shows_the_traceback(monkeypatch, capsys):
+    """docs/conventions.md: a user's mistake is `error: ...` and exit 2 without a traceback, `--debug` or
+    ASL_DEBUG=1 shows the traceback instead, and bugs raise normally (never an exit 2 that hides them)."""
+    from asl.cli import main_guard
+
+    @main_guard
+    def tool(error):
+        raise error
+
+    with pytest.raises(SystemExit) as stop:
+        tool(UserError("the folder /x does not exist"))
+    assert stop.value.code == 2 and capsys.readouterr().err == "error: the folder /x does not exist\n"
+    with pytest.raises(ZeroDivisionError):
+        tool(ZeroDivisionError("a bug"))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ASL_DEBUG", "1")
+    with pytest.raises(UserError, match="the folder /x"):
+        tool(UserError("the folder /x does not exist"))

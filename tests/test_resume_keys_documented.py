@@ -23,3 +23,26 @@ def documented() -> dict:
 def test_the_documented_resumable_keys_are_the_enforced_ones(tool, module):
     enforced = set(__import__(module, fromlist=["RESUMABLE_KEYS"]).RESUMABLE_KEYS)
     assert documented()[tool] == enforced
+
+
+
+def test_every_documented_key_of_our_tools_can_be_set():
+    """A key the docs tell users they may change exists in the config of at least one of the three tools the row
+    names (some are pretraining's alone, e.g. runtime.keep_every_epochs): an unknown key is refused on the command
+    line."""
+    from asl.cli import UserError
+    from asl.config import apply_overrides, load_config
+
+    configs = [load_config(os.path.join(REPO, "configs", tool, "base.py"))
+               for tool in ("pretrain", "linprobe", "finetune")]
+
+    def settable(cfg, key):
+        try:
+            apply_overrides(cfg, [f"{key}=None"])
+            return True
+        except UserError:
+            return False
+
+    missing = [key for key in sorted(documented()["pretraining, linear probing, fine-tuning"])
+               if not any(settable(cfg, key) for cfg in configs)]
+    assert missing == []

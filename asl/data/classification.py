@@ -58,6 +58,21 @@ def class_folder_samples(root: str, classes: list = None):
     return samples, present
 
 
+def check_images_open(samples, root: str):
+    """Every image of a user's class folders opens (its header is read, not its pixels), so that a file that is
+    not an image is a one-line error naming it before training instead of a crash in the middle of an epoch."""
+    bad = []
+    for path, *_ in samples:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, ValueError, SyntaxError):  # PIL's UnidentifiedImageError is an OSError
+            bad.append(path)
+    if bad:
+        raise UserError(f"{len(bad)} file(s) under {root!r} do not open as images (first: {bad[0]}); remove or "
+                        "replace them")
+
+
 def build_classification_data(data_cfg: dict, train_transform, val_transform, dataset_root: str):
     """(train set, val set, class names, dataset name) for data.dataset in toy | imagenet100 | folder | cifar*."""
     kind = data_cfg["dataset"]
@@ -82,5 +97,7 @@ def build_classification_data(data_cfg: dict, train_transform, val_transform, da
         classes = imagenet100_classes() if kind == "imagenet100" else None
         train, names = class_folder_samples(os.path.join(root, "train"), classes)
         val, _ = class_folder_samples(os.path.join(root, "val"), names)
+        if kind == "folder":  # a user's own set (ImageNet's million files are not opened twice)
+            check_images_open(train + val, root)
         return LabeledImages(train, train_transform), LabeledImages(val, val_transform), names, kind
     raise UserError(f"data.dataset must be toy, imagenet100, folder, cifar10 or cifar100, got {kind!r}")

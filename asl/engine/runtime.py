@@ -73,6 +73,14 @@ def refuse_changed_config(saved: dict, new: dict, allowed=RESUMABLE_KEYS):
                         f"{', '.join(allowed)})")
 
 
+def refuse_other_process_count(path: str, saved, current: int):
+    """A run resumes on the number of processes that wrote its checkpoint (`saved`; None: not recorded): the
+    sample order and the batch depend on it (pretraining, probing, fine-tuning, detection, segmentation)."""
+    if saved is not None and saved != current:
+        raise UserError(f"--resume: {path} was written by {saved} processes, this launch has {current}; resume "
+                        "with the same number of processes")
+
+
 def claim_run_dir(run_dir: str, holds_run: bool, resume: bool, force: bool, main: bool, run_files,
                   resume_flag: str, keep=()):
     """A new run never writes over another run's checkpoint: `holds_run` (the directory has one) without
@@ -248,9 +256,7 @@ class Session:
         if path:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             refuse_changed_config(saved.get("config") or {}, self.cfg)
-            if saved.get("world_size", self.world_size) != self.world_size:
-                raise UserError(f"--resume: {path} was written by {saved['world_size']} processes, this launch has "
-                                f"{self.world_size}; resume with the same number of processes")
+            refuse_other_process_count(path, saved.get("world_size"), self.world_size)
             if self.main:
                 trim_log(self.path("log.jsonl"), saved["iteration"])
         elif resume and self.main:  # nothing to resume yet: keep what is there (kept epoch checkpoints)

@@ -17,6 +17,8 @@ cfg = dict(
                layer_decay=0.75, betas=(0.9, 0.999), epochs=100, warmup_epochs=5, min_lr=1e-6),
     aug=dict(crop_scale=(0.08, 1.0), rand_aug="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0,
              smoothing=0.1),
+    # stop_check_every: how often processes agree on a stop signal (None: every step alone, every 10 steps with
+    # several processes: docs/cluster.md)
     runtime=dict(seed=0, amp="bf16", log_every=20, eval_every=1, save_every_iters=0, max_iters=None,
-                 tensorboard=True),
+                 tensorboard=True, stop_check_every=None),
 )

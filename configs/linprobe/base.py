@@ -20,6 +20,8 @@ cfg = dict(
     optim=dict(batch_size=512, accum_iter=None, global_batch=16384, blr=0.1, lr=None, weight_decay=0.0,
                momentum=0.9, epochs=90, warmup_epochs=10, min_lr=0.0),
     aug=dict(crop_scale=(0.08, 1.0)),  # RandomResizedCrop area fraction (MAE: torchvision default)
+    # stop_check_every: how often processes agree on a stop signal (None: every step alone, every 10 steps with
+    # several processes: docs/cluster.md)
     runtime=dict(seed=0, amp="bf16", log_every=20, eval_every=1, save_every_iters=0, max_iters=None,
-                 tensorboard=True),
+                 tensorboard=True, stop_check_every=None),
 )

@@ -29,8 +29,9 @@ cfg = dict(
     # last.pth every save_every_epochs (and save_every_iters); epoch_NNNN.pth kept every keep_every_epochs (0: none);
     # SIGTERM / SIGUSR1 save at the next step whatever these say
     # eval_every: the frozen-feature probes of the `probe` section (tools/probe.py's) every N epochs and at the end
-    # into log.jsonl / tensorboard (0: off)
+    # into log.jsonl / tensorboard (0: off); stop_check_every: how often processes agree on a stop signal
+    # (None: every step alone, every 10 steps with several processes: docs/cluster.md)
     runtime=dict(seed=0, amp="bf16", compile=False, log_every=20, save_every_epochs=20, save_every_iters=0,
-                 keep_every_epochs=100, max_iters=None, tensorboard=True, eval_every=0),
+                 keep_every_epochs=100, max_iters=None, tensorboard=True, eval_every=0, stop_check_every=None),
     probe=None,
 )

@@ -95,6 +95,27 @@ def test_toy_classification_samples_are_object_crops(toy_root):
     assert y == label and np.array_equal(np.asarray(img), np.asarray(scene.crop(box)))
 
 
+
+def test_a_file_that_is_no_image_in_ones_class_folders_is_one_line_before_training(tmp_path, capsys):
+    """README, "Your own data": bad input stops the run before training with one line naming the file."""
+    for split in ("train", "val"):
+        for cls, colour in (("cat", "red"), ("dog", "blue")):
+            os.makedirs(tmp_path / split / cls)
+            Image.new("RGB", (8, 8), colour).save(tmp_path / split / cls / "a.png")
+    folder = dict(dataset="folder", path=str(tmp_path))
+    train, val, classes, _ = build_classification_data(folder, None, None, "")
+    assert classes == ["cat", "dog"] and len(train) == len(val) == 2
+    (tmp_path / "val" / "dog" / "b.jpg").write_bytes(b"not an image")
+    with pytest.raises(UserError, match=r"^1 file\(s\) under .* do not open as images \(first: .*val/dog/b\.jpg\)"):
+        build_classification_data(folder, None, None, "")
+    tool = [sys.executable, os.path.join(REPO, "tools", "finetune.py"), os.path.join(REPO, "configs", "finetune",
+            "toy.py"), "data.dataset=folder", f"data.path={tmp_path}", *MICRO, "--output-dir", str(tmp_path / "run")]
+    out = subprocess.run(tool, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: 1 file(s) under {str(tmp_path)!r} do not open as images (first: {tmp_path / 'val' / 'dog' / 'b.jpg'});"
+        " remove or replace them"]
+    assert not any((tmp_path / "run" / name).exists() for name in ("checkpoints/last.pth", "metrics.json"))
+
 def test_finetune_param_groups_are_the_shared_rule():
     mcfg = dict(arch="vit_micro_patch8", img_size=32, pool="avg", drop_path=0.1, head_init_std=2e-5)
     model, _ = build_classifier("finetune", mcfg, num_classes=3)

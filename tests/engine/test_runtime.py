@@ -14,7 +14,7 @@ import torch
 from asl.cli import UserError
 from asl.config import apply_overrides, load_config
 from asl.engine.classification import run_classification
-from asl.engine.launch import Launch, detect_launch, first_host
+from asl.engine.launch import Launch, detect_launch, device_for, first_host
 from asl.engine.pretrain import run_pretrain
 from asl.engine.runtime import claim_run_dir, config_changes
 from asl.signals import EXIT_PREEMPTED
@@ -194,6 +194,27 @@ def test_detect_launch():
     assert detect_launch({**slurm, **torchrun}).source == "torchrun"  # torchrun inside an allocation
 
 
+
+@pytest.mark.parametrize("visible, local_rank, device", [
+    (None, 3, "cpu"),  # no GPU: the CPU, whatever the rank
+    (8, 3, "cuda:3"),  # torchrun on an 8-GPU node: the local rank's GPU
+    (8, 0, "cuda:0"),
+    (1, 5, "cuda:0"),  # srun --gpus-per-task 1: each task sees one GPU, its own
+])
+def test_each_process_is_placed_on_its_local_rank_s_gpu(visible, local_rank, device, monkeypatch):
+    """The placement rule of docs/cluster.md, with the GPU count simulated (this machine has none): torch is asked
+    only how many GPUs this process sees."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: visible is not None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible or 0)
+    assert device_for(Launch("torchrun", 8 + local_rank, 16, local_rank, 8)) == torch.device(device)
+
+
+def test_a_local_rank_beyond_the_visible_gpus_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UserError, match="process 6 has local rank 2 but sees 2 GPUs; start at most one process per"):
+        device_for(Launch("slurm", 6, 8, 2, 4))
+
 def slurm_env(rank, world, port):
     return dict(ENV, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS=str(world),
                 SLURM_STEP_NUM_TASKS=str(world), SLURM_STEP_ID="0", SLURM_NODELIST="localhost",
@@ -213,6 +234,38 @@ def test_two_slurm_tasks_form_one_group_with_one_writer(toy_root, tmp_path):
     assert metrics["iterations"] == 2 * (24 // 2 // 8)
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == metrics["iterations"]
 
+
+
+@pytest.mark.slow
+def test_a_stop_signal_to_one_of_two_processes_stops_both_at_one_step_and_the_resume_is_exact(toy_root, tmp_path):
+    """SIGUSR1 to rank 1 only (a preemption that reaches one node first): both processes save the same step, a
+    multiple of runtime.stop_check_every (its default with several processes: 10), exit 75, and the resumed pair
+    ends at the uninterrupted pair's weights. 4 epochs of 12 steps (batch 1 per process)."""
+    cmd = [sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=4",
+           "optim.batch_size=1"]
+
+    def pair(run_dir, *args, signal_rank1_after_lines=None):
+        port = free_port()
+        procs = [subprocess.Popen([*cmd, "--output-dir", str(run_dir), *args], env=slurm_env(r, 2, port),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+        if signal_rank1_after_lines:
+            log = run_dir / "log.jsonl"
+            while procs[0].poll() is None and not (log.exists() and
+                                                   len(log.read_text().splitlines()) >= signal_rank1_after_lines):
+                time.sleep(0.01)
+            procs[1].send_signal(signal.SIGUSR1)
+        outs = [p.communicate(timeout=300) for p in procs]
+        return [p.returncode for p in procs], outs[0][1][-2000:] + outs[1][1][-2000:]
+
+    codes, err = pair(tmp_path / "ref")
+    assert codes == [0, 0], err
+    codes, err = pair(tmp_path / "stopped", signal_rank1_after_lines=2)
+    assert codes == [EXIT_PREEMPTED, EXIT_PREEMPTED], err
+    saved = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pth", weights_only=True)
+    assert saved["iteration"] % 10 == 0 and 0 < saved["iteration"] < 48  # mid-epoch: epochs end at 12, 24, 36
+    codes, err = pair(tmp_path / "stopped", "--resume", "auto")
+    assert codes == [0, 0], err
+    assert max_difference(weights(tmp_path / "ref"), weights(tmp_path / "stopped")) <= 1e-6
 
 def test_one_of_two_slurm_tasks_alone_refuses_with_one_line(toy_root, tmp_path):
     env = dict(slurm_env(0, 2, free_port()), ASL_DIST_TIMEOUT="3")

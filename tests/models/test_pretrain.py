@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from asl.losses import masked_mse, normalize_patches, patch_contrastive, patchify
 from asl.models import build_pretrain_model, random_masking
 from asl.models.pos_embed import sincos_2d
 
@@ -65,6 +66,33 @@ def test_sem_term_sends_no_gradient_to_the_plain_branch():
     g_plain, g_enh = torch.autograd.grad(sem, [out["pred"], out["pred_enhanced"]], allow_unused=True)
     assert g_plain is None and g_enh.abs().sum() > 0
 
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "mse"])
+def test_the_asl_loss_is_the_mean_of_both_branches_plus_the_weighted_l_sem(loss):
+    """docs/design.md: L = 0.5 (L_rec(plain) + L_rec(enhanced)) + sem_weight x L_SEM, L_SEM the same loss from the
+    enhanced to the plain branch's (detached) predictions; with loss=mse ASL keeps its enhancement branch."""
+    torch.manual_seed(0)
+    model = build_pretrain_model(method="asl", loss=loss, sem_weight=0.3, temperature=2.0, **TOY).eval()
+    assert model.enhance is not None
+    with torch.no_grad():  # predictions far apart, so that L_SEM's direction shows in its value
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    imgs = torch.randn(2, 3, 64, 64)
+    out = model(imgs, generator=torch.Generator().manual_seed(1))
+    target = normalize_patches(patchify(imgs, 16))
+    if loss == "mse":
+        rec = lambda p, t: masked_mse(p, t, out["mask"])  # noqa: E731
+    else:
+        rec = lambda p, t: patch_contrastive(p, t, out["mask"], temperature=2.0, max_negatives=0)  # noqa: E731
+    plain, enhanced = rec(out["pred"], target), rec(out["pred_enhanced"], target)
+    sem = rec(out["pred_enhanced"], out["pred"])
+    if loss == "contrastive":  # not symmetric: the candidates are the plain branch's predictions
+        assert abs(rec(out["pred"], out["pred_enhanced"]).item() - sem.item()) > 1e-3 * sem.item()
+    assert out["terms"]["recon"].item() == pytest.approx(plain.item(), rel=1e-5)
+    assert out["terms"]["recon_enh"].item() == pytest.approx(enhanced.item(), rel=1e-5)
+    assert out["terms"]["sem"].item() == pytest.approx(sem.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(0.5 * (plain + enhanced).item() + 0.3 * sem.item(), rel=1e-5)
 
 def test_mae_init():
     model = build_pretrain_model(method="asl", **TOY)

@@ -33,3 +33,43 @@ def test_a_matching_stamp_returns_at_once_and_a_failing_step_is_named(tmp_path):
     assert [line for line in failed.stderr.splitlines() if "FAILED" in line] == [
         "[install] FAILED at step: torch 2.14.1 + torchvision 0.29.1 (see the output above; rerun 'make install' "
         "after fixing)"]  # the step that failed, and only it
+
+
+def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(tmp_path):
+    """docs/install.md: rerunning after a failed step finishes the install, and the cached wheels (the re-packed
+    detectron2, mmcv with ops) are installed as they are: nothing is downloaded, unpacked or built again."""
+    venv, cache = tmp_path / "venv", tmp_path / "wheels"
+    (venv / "bin").mkdir(parents=True)
+    cache.mkdir()
+    d2_wheel = cache / "detectron2-0.7.2-py3-none-any.whl"
+    mmcv_wheel = cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl"
+    d2_wheel.write_text("cached")
+    mmcv_wheel.write_text("cached")
+    calls, broken = tmp_path / "calls.log", tmp_path / "network_down"
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                      f'case "$*" in *torch==*) [ -e {broken} ] && {{ echo "pip: no network" >&2; exit 3; }};; esac\n'
+                      'exit 0\n')
+    python.chmod(0o755)
+    broken.touch()
+    failed = _install(venv, cache)
+    assert failed.returncode != 0 and "FAILED at step: torch" in failed.stderr
+    assert not (venv / ".asl-install-stamp").exists()
+    broken.unlink()
+    calls.write_text("")
+    finished = _install(venv, cache)
+    assert finished.returncode == 0 and "[install] complete in" in finished.stdout, finished.stderr
+    pip_calls = [line for line in calls.read_text().splitlines() if line.startswith("-m pip")]
+    assert any(line.endswith(f"--no-deps --force-reinstall {d2_wheel}") for line in pip_calls)
+    assert any(line.endswith(f"--no-deps {mmcv_wheel}") for line in pip_calls)
+    assert not [line for line in calls.read_text().splitlines() if "download" in line or line.startswith("-m wheel")
+                or " wheel --no-deps" in line]  # no download, no re-pack, no mmcv build
+    assert _install(venv, cache).stdout.startswith("[install] up to date")  # the stamp was written
+
+    # a deleted cached wheel is built again (docs/install.md): mmcv's source is fetched, here with no network
+    mmcv_wheel.unlink()
+    (venv / ".asl-install-stamp").unlink()
+    calls.write_text("")
+    rebuilt = _install(venv, cache)
+    assert "-m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0" in calls.read_text()
+    assert rebuilt.returncode != 0 and "FAILED at step: mmcv 2.1.0 with compiled ops" in rebuilt.stderr

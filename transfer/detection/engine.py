@@ -24,7 +24,7 @@ from asl.cli import UserError
 from asl.config import check_key
 from asl.engine.launch import device_for, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import claim_run_dir, refuse_changed_config
+from asl.engine.runtime import claim_run_dir, refuse_changed_config, refuse_other_process_count
 from asl.models import ARCHS
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 from asl.signals import Preempted, StopSignals
@@ -239,19 +239,22 @@ def writers(output_dir: str, max_iter: int):
 class RunState(HookBase):
     """What a resumed run needs beyond detectron2's trainer state, saved with it in every checkpoint: the seed of
     the training sample order (so that data.ResumableTrainingSampler continues it) and the wall time spent so far
-    (so that metrics.json's wall_time_s covers every piece of a resumed run)."""
+    (so that metrics.json's wall_time_s covers every piece of a resumed run), and the number of processes that
+    wrote it (a resume on another number is refused)."""
 
     def __init__(self, seed: int):
         self.seed, self.elapsed, self.since = seed, 0.0, time.time()
+        self.saved_world_size = None  # of the checkpoint resumed from
 
     def seconds(self) -> float:
         return self.elapsed + time.time() - self.since
 
     def state_dict(self):
-        return {"seed": self.seed, "elapsed_s": self.seconds()}
+        return {"seed": self.seed, "elapsed_s": self.seconds(), "world_size": comm.get_world_size()}
 
     def load_state_dict(self, state):
         self.seed, self.elapsed, self.since = state["seed"], state["elapsed_s"], time.time()
+        self.saved_world_size = state.get("world_size")
 
 
 class StopTraining(BaseException):
@@ -330,6 +333,7 @@ def _do_train(cfg, resume, init_method, summaries, extra_hooks, time_limit_min, 
     resumed = resume and checkpointer.has_checkpoint()
     start_iter = trainer.iter + 1 if resumed else 0
     if resumed:
+        refuse_other_process_count(checkpointer.get_checkpoint_file(), state.saved_world_size, comm.get_world_size())
         logger.info("resuming from %s at iteration %d", checkpointer.get_checkpoint_file(), start_iter)
         # augmentation and drop-path randomness: a fresh stream per start point, not a replay of the first one
         seed_all_rng(state.seed + start_iter + comm.get_rank())

@@ -22,7 +22,12 @@ from asl.cli import UserError, apply_data_root
 from asl.config import check_key
 from asl.engine.launch import detect_launch, device_for, export_torchrun_env, join_group
 from asl.engine.logger import peak_gpu_memory_gib
-from asl.engine.runtime import claim_run_dir, refuse_changed_config, with_time_limit_signal_ignored
+from asl.engine.runtime import (
+    claim_run_dir,
+    refuse_changed_config,
+    refuse_other_process_count,
+    with_time_limit_signal_ignored,
+)
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 from asl.signals import Preempted, StopSignals
 
@@ -42,7 +47,8 @@ RUN_FILES = ("iter_*.pth", "epoch_*.pth", "best_*.pth", "last_checkpoint", "metr
 
 class SegRunner(Runner):
     """mmengine's Runner with strict checkpoint loading (resume, load_from, --eval-only): a checkpoint that does
-    not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model."""
+    not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model; and
+    a resume on another number of processes is refused."""
 
     loaded_meta = None
 
@@ -70,6 +76,17 @@ class SegRunner(Runner):
         if isinstance(checkpoint, dict):
             self.loaded_meta = checkpoint.get("meta")
         return checkpoint
+
+    def save_checkpoint(self, out_dir, filename, *args, meta=None, **kwargs):
+        """mmengine's, with the number of processes in the meta: a resume on another number is refused."""
+        return super().save_checkpoint(out_dir, filename, *args, meta={**(meta or {}), "world_size": self.world_size},
+                                       **kwargs)
+
+    def resume(self, filename, *args, **kwargs):
+        """mmengine's, refusing a checkpoint written by another number of processes (mmengine checks it only for
+        configs that list gpu_ids) before the first iteration."""
+        super().resume(filename, *args, **kwargs)
+        refuse_other_process_count(filename, (self.loaded_meta or {}).get("world_size"), self.world_size)
 
 
 class FormattedOnceConfig(Config):

@@ -155,7 +155,16 @@ def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
     # detectron2's writer flushes once more whenever a run ends early
     assert steps[:3] == [0, 1, 2] and steps[-2:] == [3, 4] and 2 in steps[3:-2]
     assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
-    assert read_checkpoint(tmp_path / "model_final.pth")["iteration"] == 4
+    final = read_checkpoint(tmp_path / "model_final.pth")
+    assert final["iteration"] == 4 and final["trainer"]["hooks"]["RunState"]["world_size"] == 1
+
+    # a checkpoint written by 2 processes, resumed by one: refused, nothing trained
+    final["trainer"]["hooks"]["RunState"]["world_size"] = 2
+    torch.save(final, tmp_path / "model_final.pth")
+    third = Record()
+    with pytest.raises(UserError, match=r"^--resume: .*model_final\.pth was written by 2 processes, this launch has 1"):
+        engine.do_train(cfg(), resume=True, extra_hooks=[third])
+    assert third.iterations == []
 
 
 def test_resumable_sampler_continues_the_sample_stream():

@@ -225,7 +225,7 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
         assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
 
 
-def test_used_work_dir_and_changed_resume_are_refused(capsys, tmp_path, toy_root):
+def test_used_work_dir_changed_resume_and_another_process_count_are_refused(capsys, tmp_path, toy_root):
     ade = ["--data-path", toy_root / "ade"]
     run = tmp_path / "run"
     run_tool(TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
@@ -236,6 +236,16 @@ def test_used_work_dir_and_changed_resume_are_refused(capsys, tmp_path, toy_root
     message = user_error(capsys, TINY_CONFIG, *ade, "--work-dir", run, "--resume", "train_cfg.max_iters=2",
                          "optim_wrapper.optimizer.lr=0.5")
     assert "optim_wrapper.optimizer.lr" in message
+    # a checkpoint written by 2 processes, resumed by one: refused before any iteration, the run left as it was
+    saved = torch.load(run / "iter_2.pth", map_location="cpu", weights_only=False)
+    assert saved["meta"]["world_size"] == 1
+    saved["meta"]["world_size"] = 2
+    torch.save(saved, run / "iter_2.pth")
+    before = (run / "iter_2.pth").read_bytes(), (run / "metrics.json").read_bytes()
+    message = user_error(capsys, TINY_CONFIG, *ade, "--work-dir", run, "--resume", "train_cfg.max_iters=2")
+    assert message == (f"error: --resume: {run / 'iter_2.pth'} was written by 2 processes, this launch has 1; "
+                       "resume with the same number of processes")
+    assert ((run / "iter_2.pth").read_bytes(), (run / "metrics.json").read_bytes()) == before
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -247,6 +257,18 @@ def test_used_work_dir_and_changed_resume_are_refused(capsys, tmp_path, toy_root
 def test_bad_overrides_are_one_line_errors(capsys, tmp_path, toy_root, override, expected):
     message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--output-dir", tmp_path, override)
     assert expected in message
+
+
+def test_cfg_options_are_overrides_too(tmp_path, toy_root, capsys):
+    """docs/segmentation.md: mmengine's --cfg-options (lists as key=[a,b]) change the config as key=value pairs do;
+    an unknown key there is one line too."""
+    args = tool.parse_args([TINY_CONFIG, "--data-path", str(toy_root / "ade"), "--output-dir", str(tmp_path),
+                            "--cfg-options", "train_cfg.max_iters=3", "model.decode_head.in_index=[0,1,2,3]"])
+    cfg = seg_train.prepare(args)
+    assert cfg.train_cfg.max_iters == 3 and list(cfg.model.decode_head.in_index) == [0, 1, 2, 3]
+    message = user_error(capsys, TINY_CONFIG, "--data-path", toy_root / "ade", "--output-dir", tmp_path,
+                         "--cfg-options", "train_cfg.max_iter=3")
+    assert "has no 'max_iter' (did you mean 'max_iters'?)" in message
 
 
 def test_known_override_of_a_registered_type_is_accepted(tmp_path, toy_root):
