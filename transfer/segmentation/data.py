@@ -170,13 +170,12 @@ def check_label_maps(images: str, labels: str, num_classes: int, ignore_index: i
             raise UserError(f"{label_path} is {label.shape[1]}x{label.shape[0]}"
                             f"{'' if label.ndim == 2 else ' with several channels'}, its image {name} is "
                             f"{size[0]}x{size[1]}: a label map is one channel of class indices at the image's size")
-        values = np.unique(label).astype(np.int64)
-        if reduce_zero_label:
-            values = np.where(values == 0, ignore_index, values - 1)
-        bad = values[(values >= num_classes) & (values != ignore_index)]
+        raw = np.unique(label).astype(np.int64)
+        # mmseg's LoadAnnotations with reduce_zero_label: 0 and 255 become 255, every other label i becomes i - 1
+        values = np.where((raw == 0) | (raw == 255), 255, raw - 1) if reduce_zero_label else raw
+        bad = raw[(values >= num_classes) & (values != ignore_index)]
         if len(bad):
-            raw = int(bad[0]) + (1 if reduce_zero_label else 0)
-            raise UserError(f"{label_path} holds label {raw}, beyond the {num_classes} classes"
+            raise UserError(f"{label_path} holds label {int(bad[0])}, beyond the {num_classes} classes"
                             f"{' (0 is ignored, 1 is the first class)' if reduce_zero_label else ''} and not the "
                             f"ignore index {ignore_index}")
         pairs += 1
