@@ -139,16 +139,20 @@ def test_sigterm_saves_at_a_step_boundary_exits_75_and_the_resumed_run_is_exact(
 
 # ---------------------------------------------------------------------------------------- run-directory guard
 def test_a_new_run_into_a_used_directory_refuses_and_leaves_the_checkpoint_alone(toy_root, tmp_path):
-    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1"), str(tmp_path))
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1", "runtime.tensorboard=True"), str(tmp_path))
     before = (tmp_path / "checkpoints" / "last.pth").read_bytes()
     out = subprocess.run([sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2",
                           "--output-dir", str(tmp_path)], env=ENV, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
     assert "--resume auto" in out.stderr and "--force" in out.stderr
     assert (tmp_path / "checkpoints" / "last.pth").read_bytes() == before
-    forced = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2"), str(tmp_path), force=True)
+    events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    forced = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.tensorboard=True"), str(tmp_path),
+                          force=True)
     assert forced["iterations"] == 6
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 6  # the old run's records are gone
+    (written,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")  # tensorboard on: this run's events only
+    assert written not in events and written.stat().st_size > 100
 
 
 def test_resume_with_a_changed_config_names_the_key_and_allows_the_listed_ones(toy_root, tmp_path):
