@@ -1,6 +1,7 @@
 """The shared runtime: exact resume mid-epoch, preemption, the run-directory guard and the launch contract."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -83,13 +84,15 @@ def test_pretraining_resumed_at_epoch_boundaries_equals_an_uninterrupted_run_and
     assert " eta " in capsys.readouterr().out  # every progress line says how long is left
 
 
-def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path):
+def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path, capsys):
     """Mixup, RandAugment, random erasing and drop path all draw random numbers; 2 resumes mid-epoch."""
     common = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
               f"data.path={toy_root}", "optim.batch_size=4", "optim.epochs=2", "optim.warmup_epochs=1"]
     cfg = lambda *extra: apply_overrides(load_config(os.path.join(REPO, "configs", "finetune", "toy.py")),  # noqa
                                          common + list(extra))
-    ref = run_classification(cfg(), str(tmp_path / "ref"), "finetune")
+    ref = run_classification(cfg("runtime.log_every=1"), str(tmp_path / "ref"), "finetune")
+    progress = [line for line in capsys.readouterr().out.splitlines() if " img/s " in line]
+    assert len(progress) == ref["iterations"] and all(re.search(r" eta \d", line) for line in progress)  # rate, ETA
     per_epoch = ref["iterations"] // 2
     assert per_epoch >= 4
     run_dir = str(tmp_path / "pieces")
