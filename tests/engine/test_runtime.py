@@ -82,6 +82,8 @@ def test_pretraining_resumed_at_epoch_boundaries_equals_an_uninterrupted_run_and
         assert max_difference(kept[0]["model"], kept[1]["model"]) <= 1e-6
     assert not os.path.exists(os.path.join(run_dir, "checkpoints", "epoch_0001.pth"))
     assert " eta " in capsys.readouterr().out  # every progress line says how long is left
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.keep_every_epochs=0"), str(tmp_path / "none"))
+    assert sorted(os.listdir(tmp_path / "none" / "checkpoints")) == ["last.pth"]  # 0 keeps no epoch file
 
 
 def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path, capsys):
