@@ -234,3 +234,15 @@ def test_data_root_reaches_the_processes_a_tool_starts(tmp_path, monkeypatch):
     cfg, run_dir = config_tool_run(args, "pretrain", os.path.join(REPO, "configs", "pretrain", "toy_asl.py"))
     assert os.environ["ASL_DATASETS"] == str(tmp_path / "data")  # inherited by every subprocess
     assert cfg["optim"]["epochs"] == 2 and run_dir == os.path.join("work_dirs", "pretrain", "toy_asl")
+
+
+def test_the_toy_transfers_depart_from_the_protocols_as_documented():
+    """docs/usage.md: toy linear probing reads the mean patch token; toy fine-tuning trains without RandAug, mixup
+    and cutmix (the ImageNet fine-tuning config keeps all three)."""
+    from asl.engine.classification import build_criterion, train_transform
+
+    assert cfg("linprobe", "toy.py")["model"]["pool"] == "avg" and cfg("linprobe", "base.py")["model"]["pool"] == "cls"
+    toy, full = cfg("finetune", "toy.py"), cfg("finetune", "in100_vitb.py")
+    names = lambda c: [type(t).__name__ for t in train_transform("finetune", c).transforms]  # noqa: E731
+    assert "RandAugment" not in names(toy) and "RandAugment" in names(full)
+    assert build_criterion("finetune", toy["aug"], 4)[0] is None and build_criterion("finetune", full["aug"], 100)[0]
