@@ -45,6 +45,13 @@ def test_failing_stage_and_unknown_stage_are_clear_errors(tmp_path):
         pipe.run(["linprobe"])
     timeline = json.loads((tmp_path / "timeline.json").read_text())  # written after the failure too
     assert [(s["step"], s["status"]) for s in timeline["steps"]] == [("linprobe asl", 2)]  # a user error
+    first = json.loads((tmp_path / "step_times.json").read_text())["linprobe asl"]
+    with pytest.raises(UserError, match="stage 'linprobe asl' failed"):
+        pipe.run(["linprobe"])  # the same step again: its seconds are added to the first invocation's
+    (again,) = json.loads((tmp_path / "timeline.json").read_text())["steps"]
+    total = json.loads((tmp_path / "step_times.json").read_text())["linprobe asl"]
+    assert total == pytest.approx(first + again["end_s"] - again["start_s"], abs=0.05) and total > first
+    assert json.loads((tmp_path / "stage_times.json").read_text())["linprobe"] == pytest.approx(total)
     with pytest.raises(UserError, match="unknown stage"):
         pipe.run(["pretrian"])
     with pytest.raises(UserError, match="no transfer results"):
