@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import time
 
 import pytest
 import torch
@@ -185,10 +186,17 @@ def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_weights(mon
     assert stop.value.code == 75
     assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_1.pth")
     monkeypatch.setattr(StopOnSignalHook, "after_train_iter", original)
+    # the first piece's time as its checkpoint records it, set to 1,000 s: metrics.json's wall time sums the pieces
+    saved = torch.load(stopped / "iter_1.pth", map_location="cpu", weights_only=False)
+    saved["meta"]["asl_elapsed_s"] = 1000.0
+    torch.save(saved, stopped / "iter_1.pth")
+    start = time.time()
     run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "--resume", "train_cfg.max_iters=4")
     whole, resumed = state_dict(tmp_path / "whole" / "iter_4.pth"), state_dict(stopped / "iter_4.pth")
     for key in whole:
         assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
+    wall = json.loads((stopped / "metrics.json").read_text())["wall_time_s"]
+    assert 1000.0 < wall <= 1000.0 + time.time() - start + 0.1  # (metrics.json rounds to 0.1 s)
 
 
 @pytest.mark.slow  # spawned workers import torch and mmseg anew: about 30 s
