@@ -139,9 +139,14 @@ def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
     saved = read_checkpoint(tmp_path / "model_0000001.pth")
     assert saved["iteration"] == 1 and saved["trainer"]["hooks"]["RunState"]["seed"] == 0  # train.seed
 
-    # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished
-    first = Record()
-    assert engine.do_train(cfg(), resume=True, extra_hooks=[first], time_limit_min=0) is None
+    # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished; the
+    # augmentations are reseeded with seed + start iteration (+ rank), not replayed from the first piece's start
+    seeds = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "seed_all_rng", seeds.append)
+        first = Record()
+        assert engine.do_train(cfg(), resume=True, extra_hooks=[first], time_limit_min=0) is None
+    assert seeds == [0 + 2 + 0]
     assert first.iterations == [2] and (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
     second = Record()
     engine.do_train(cfg(), resume=True, extra_hooks=[second])
