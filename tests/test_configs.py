@@ -29,6 +29,7 @@ def cfg(*parts):
 def test_every_pretraining_config_loads_and_its_transform_builds(path):
     c = load_config(path)
     assert c["model"]["method"] in ("asl", "mae") and c["optim"]["epochs"] > 0
+    assert c["runtime"]["keep_every_epochs"] == 100  # docs/cluster.md: an epoch file kept every 100 epochs
     pretrain_transform(c["data"]["transform"], c["model"]["img_size"])
 
 

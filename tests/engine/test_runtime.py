@@ -104,6 +104,12 @@ def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_
     assert out["iterations"] == ref["iterations"]
     assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
     assert out["metrics"] == ref["metrics"]
+    # the wall time sums the pieces: the pieces' time as the last checkpoint records it, set to 1,000 s, resumed
+    last = os.path.join(run_dir, "checkpoints", "last.pth")
+    torch.save({**torch.load(last, weights_only=True), "elapsed_s": 1000.0}, last)
+    start = time.time()
+    again = run_classification(cfg(), run_dir, "finetune", resume="auto")
+    assert 1000.0 < again["wall_time_s"] <= 1000.0 + time.time() - start
 
 
 def test_resuming_a_finished_classification_run_keeps_its_metrics_and_time(toy_root, tmp_path):

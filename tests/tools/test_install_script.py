@@ -47,8 +47,10 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     mmcv_wheel.write_text("cached")
     calls, broken = tmp_path / "calls.log", tmp_path / "network_down"
     python = venv / "bin" / "python"
+    imports_broken = tmp_path / "imports_broken"
     python.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
                       f'case "$*" in *torch==*) [ -e {broken} ] && {{ echo "pip: no network" >&2; exit 3; }};; esac\n'
+                      f'case "$*" in *"import torch, torchvision"*) [ -e {imports_broken} ] && exit 1;; esac\n'
                       'exit 0\n')
     python.chmod(0o755)
     broken.touch()
@@ -66,9 +68,16 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
                 or " wheel --no-deps" in line]  # no download, no re-pack, no mmcv build
     assert _install(venv, cache).stdout.startswith("[install] up to date")  # the stamp was written
 
+    # an install whose import check fails is failed, named, and leaves no stamp (the next make tries again)
+    (venv / ".asl-install-stamp").unlink()
+    imports_broken.touch()
+    broken_imports = _install(venv, cache)
+    assert broken_imports.returncode != 0 and "FAILED at step: import check" in broken_imports.stderr
+    assert not (venv / ".asl-install-stamp").exists()
+    imports_broken.unlink()
+
     # a deleted cached wheel is built again (docs/install.md): mmcv's source is fetched, here with no network
     mmcv_wheel.unlink()
-    (venv / ".asl-install-stamp").unlink()
     calls.write_text("")
     rebuilt = _install(venv, cache)
     assert "-m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0" in calls.read_text()
