@@ -86,3 +86,23 @@ def test_classes_from_a_file_the_ignore_index_and_the_zero_reduction(tmp_path):
     Image.fromarray(np.where(label == 255, 4, label + 1).astype(np.uint8)).save(labels / "a.png")  # 4: a 4th class
     with pytest.raises(UserError, match=r"holds label 4, beyond the 3 classes \(0 is ignored, 1 is the first class\)"):
         check_label_maps(str(images), str(labels), 3, 255, True, ".png")
+
+
+
+def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_the_evaluators(toy_root, tmp_path):
+    """docs/usage.md: the heads get the classes; --ignore-index and --reduce-zero-label reach the heads' losses,
+    every split's dataset and LoadAnnotations, and the IoU metric (an ignore index other than 255 too)."""
+    from transfer.segmentation.data import use_own_label_maps
+    from transfer.segmentation.engine import load_config
+
+    args = own_set(toy_root, tmp_path / "own", shift=1)
+    paths = {a.lstrip("-").replace("-", "_"): str(b) for a, b in zip(args[::2], args[1::2])}
+    cfg = load_config(str(TINY_CONFIG))
+    use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=200, reduce_zero_label=True)
+    heads = [cfg.model[h] for h in ("decode_head", "auxiliary_head") if cfg.model.get(h)]
+    assert heads and all((head.num_classes, head.ignore_index) == (6, 200) for head in heads)
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        dataset = cfg[loader].dataset
+        assert dataset.reduce_zero_label and dataset.ignore_index == 200 and dataset.metainfo.classes[-1] == "kite"
+        assert [step.reduce_zero_label for step in dataset.pipeline if step.type == "LoadAnnotations"] == [True]
+    assert cfg.val_evaluator.ignore_index == cfg.test_evaluator.ignore_index == 200
