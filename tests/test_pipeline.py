@@ -182,6 +182,14 @@ def test_a_preempted_step_stops_the_pipeline_with_its_status(tmp_path):
     assert stop.value.code == 75
     assert (tmp_path / "running.json").exists() and not (tmp_path / "next.json").exists()
 
+    # through run(): the stopped invocation still writes its timeline (docs/pipeline.md)
+    again = Pipeline(CFG, str(tmp_path / "again"))
+    again.steps_transfer = lambda task: [_step(tmp_path, "stopped again", 0.1, status=75)]
+    with pytest.raises(SystemExit):
+        again.run(["linprobe"])
+    timeline = json.loads((tmp_path / "again" / "timeline.json").read_text())
+    assert [(s["step"], s["status"]) for s in timeline["steps"]] == [("stopped again", 75)] and timeline["wall_s"] > 0
+
 
 def test_unmet_needs_and_bad_settings_are_one_line_errors(tmp_path):
     pipe = Pipeline(dict(CFG, jobs=2), str(tmp_path))
