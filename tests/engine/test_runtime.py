@@ -81,7 +81,10 @@ def test_pretraining_resumed_at_epoch_boundaries_equals_an_uninterrupted_run_and
         assert kept[0]["iteration"] == kept[1]["iteration"] == 3 * epoch
         assert max_difference(kept[0]["model"], kept[1]["model"]) <= 1e-6
     assert not os.path.exists(os.path.join(run_dir, "checkpoints", "epoch_0001.pth"))
-    assert " eta " in capsys.readouterr().out  # every progress line says how long is left
+    progress = [line for line in capsys.readouterr().out.splitlines() if " eta " in line]
+    assert progress and all(" img/s " in line for line in progress)  # every progress line: rate and time left
+    records = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl")) if '"loss"' in line]
+    assert records and all(r["img_per_s"] > 0 and r["mem_gib"] >= 0 and r["lr"] >= 0 for r in records)
     run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.keep_every_epochs=0"), str(tmp_path / "none"))
     assert sorted(os.listdir(tmp_path / "none" / "checkpoints")) == ["last.pth"]  # 0 keeps no epoch file
 

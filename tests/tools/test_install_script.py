@@ -61,6 +61,8 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     calls.write_text("")
     finished = _install(venv, cache)
     assert finished.returncode == 0 and "[install] complete in" in finished.stdout, finished.stderr
+    steps = [line for line in finished.stdout.splitlines() if line.startswith("[install] ") and line.endswith("...")]
+    assert len(steps) == 8 and finished.stdout.count("[install]   done in ") == 8  # every step timed
     pip_calls = [line for line in calls.read_text().splitlines() if line.startswith("-m pip")]
     assert any(line.endswith(f"--no-deps --force-reinstall {d2_wheel}") for line in pip_calls)
     assert any(line.endswith(f"--no-deps {mmcv_wheel}") for line in pip_calls)
