@@ -84,3 +84,17 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     rebuilt = _install(venv, cache)
     assert "-m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0" in calls.read_text()
     assert rebuilt.returncode != 0 and "FAILED at step: mmcv 2.1.0 with compiled ops" in rebuilt.stderr
+
+
+def test_clean_venv_removes_the_environment_and_keeps_the_wheel_cache(tmp_path):
+    """docs/install.md: `make clean-venv` removes .venv/; the wheel cache survives it (the next install reuses it)."""
+    import shutil
+
+    shutil.copy(os.path.join(REPO, "Makefile"), tmp_path / "Makefile")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    cache = tmp_path / "home" / ".cache" / "asl-toolkit" / "wheels"
+    cache.mkdir(parents=True)
+    (cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl").write_text("built once")
+    subprocess.run(["make", "clean-venv"], cwd=tmp_path, check=True, capture_output=True,
+                   env=dict(os.environ, HOME=str(tmp_path / "home")))
+    assert not (tmp_path / ".venv").exists() and (cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl").exists()
