@@ -235,7 +235,7 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
         assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
 
 
-def test_used_work_dir_changed_resume_and_another_process_count_are_refused(capsys, tmp_path, toy_root, tiny_ckpts):
+def test_used_work_dir_changed_resume_and_another_process_count_are_refused(capsys, tmp_path, toy_root):
     ade = ["--data-path", toy_root / "ade"]
     run = tmp_path / "run"
     run_tool(TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
@@ -256,17 +256,23 @@ def test_used_work_dir_changed_resume_and_another_process_count_are_refused(caps
     assert message == (f"error: --resume: {run / 'iter_2.pth'} was written by 2 processes, this launch has 1; "
                        "resume with the same number of processes")
     assert ((run / "iter_2.pth").read_bytes(), (run / "metrics.json").read_bytes()) == before
-    # --force starts over: the earlier run's checkpoints go, the initial weights inside the directory stay (a
-    # process of its own, as a user runs it: mmengine keeps its visualizer per process and second)
+
+
+
+@pytest.mark.slow  # a process of its own, as a user runs it (mmengine keeps its visualizer per process and second)
+def test_force_starts_over_and_keeps_the_initial_weights(tmp_path, toy_root, tiny_ckpts):
+    """docs/cluster.md: --force removes the earlier run's checkpoints; the initial weights inside the run directory
+    stay."""
+    ade, run = ["--data-path", str(toy_root / "ade")], tmp_path / "run"
+    run_tool(TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
     init = run / "encoder_mmseg.pth"
     shutil.copy(tiny_ckpts[1], init)
-    subprocess.run([sys.executable, os.path.join(REPO, "tools", "train_seg.py"), str(TINY_CONFIG), *map(str, ade),
+    subprocess.run([sys.executable, os.path.join(REPO, "tools", "train_seg.py"), str(TINY_CONFIG), *ade,
                     "--work-dir", str(run), "--force", "--init", str(init), "train_cfg.max_iters=1"], check=True,
                    capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert not (run / "iter_2.pth").exists() and (run / "iter_1.pth").exists()
     assert init.read_bytes() == tiny_ckpts[1].read_bytes()
     assert json.loads((run / "metrics.json").read_text())["iterations"] == 1
-
 
 @pytest.mark.parametrize("override, expected", [
     ("optim_wrapper.optimizer.lrr=1", "has no 'lrr' (did you mean 'lr'?)"),
