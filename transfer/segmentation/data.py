@@ -188,6 +188,9 @@ def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255,
     """Point `cfg` at a user's label-map set: image and label folders per split ({train,val}_{images,labels}), its
     class names, the ignore index and whether label 0 means "ignore" (ADE20K's convention) rather than a class.
     The heads' class count and ignore index follow; every label map is checked first (check_label_maps)."""
+    if reduce_zero_label and ignore_index != 255:
+        raise UserError(f"--reduce-zero-label makes 0 (and 255) the ignored label 255, as mmseg's loader does; "
+                        f"--ignore-index {ignore_index} cannot go with it: leave it at 255")
     splits = [s for s in ("train", "val") if paths.get(f"{s}_images") or paths.get(f"{s}_labels")]
     if "val" not in splits:
         raise UserError("your own label maps need at least --val-images and --val-labels (and --train-... to train)")

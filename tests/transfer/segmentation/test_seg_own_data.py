@@ -97,12 +97,17 @@ def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_
 
     args = own_set(toy_root, tmp_path / "own", shift=1)
     paths = {a.lstrip("-").replace("-", "_"): str(b) for a, b in zip(args[::2], args[1::2])}
-    cfg = load_config(str(TINY_CONFIG))
-    use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=200, reduce_zero_label=True)
-    heads = [cfg.model[h] for h in ("decode_head", "auxiliary_head") if cfg.model.get(h)]
-    assert heads and all((head.num_classes, head.ignore_index) == (6, 200) for head in heads)
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        dataset = cfg[loader].dataset
-        assert dataset.reduce_zero_label and dataset.ignore_index == 200 and dataset.metainfo.classes[-1] == "kite"
-        assert [step.reduce_zero_label for step in dataset.pipeline if step.type == "LoadAnnotations"] == [True]
-    assert cfg.val_evaluator.ignore_index == cfg.test_evaluator.ignore_index == 200
+    for ignore, reduce in ((255, True), (200, False)):
+        cfg = load_config(str(TINY_CONFIG))
+        use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=ignore, reduce_zero_label=reduce)
+        heads = [cfg.model[h] for h in ("decode_head", "auxiliary_head") if cfg.model.get(h)]
+        assert heads and all((head.num_classes, head.ignore_index) == (6, ignore) for head in heads)
+        for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            dataset = cfg[loader].dataset
+            assert (dataset.reduce_zero_label, dataset.ignore_index) == (reduce, ignore)
+            assert dataset.metainfo.classes[-1] == "kite"
+            assert [s.reduce_zero_label for s in dataset.pipeline if s.type == "LoadAnnotations"] == [reduce]
+        assert cfg.val_evaluator.ignore_index == cfg.test_evaluator.ignore_index == ignore
+    with pytest.raises(UserError, match="--ignore-index 200 cannot go with it: leave it at 255"):
+        use_own_label_maps(load_config(str(TINY_CONFIG)), paths, CLASSES.split(","), ignore_index=200,
+                           reduce_zero_label=True)

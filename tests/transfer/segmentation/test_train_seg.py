@@ -206,7 +206,7 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
     """As SLURM signals a job step: SIGUSR1 to the main process and to each of its 2 loader workers, started by
     spawn (a start method mmengine's env_cfg may set; forked workers inherit the main process's handler, spawned
     ones must be given theirs). The workers must leave it to the main process (a worker it killed crashes the
-    loader), the run exits 75 at iteration 1, and the resumed run ends at the uninterrupted run's weights."""
+    loader), the run exits 75 at iteration 2, and the resumed run ends at the uninterrupted run's weights."""
     import multiprocessing
 
     ade = ["--data-path", toy_root / "ade"]
@@ -215,19 +215,21 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
     original = StopOnSignalHook.after_train_iter
     signalled = []
 
-    def signal_every_process_after_iteration_1(self, runner, *args, **kwargs):
-        if runner.iter + 1 == 1:
+    def signal_every_process_after_iteration_2(self, runner, *args, **kwargs):
+        # after iteration 2 each of the 2 workers has delivered a batch, so both have run their worker_init_fn: a
+        # spawned worker still starting up has no guard yet (it is a fresh interpreter)
+        if runner.iter + 1 == 2:
             signalled.extend(child.pid for child in multiprocessing.active_children())
             for pid in (*signalled, os.getpid()):
                 os.kill(pid, signal.SIGUSR1)
         return original(self, runner, *args, **kwargs)
 
-    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", signal_every_process_after_iteration_1)
+    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", signal_every_process_after_iteration_2)
     stopped = tmp_path / "stopped"
     with pytest.raises(SystemExit) as stop:
         run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "train_cfg.max_iters=4", *workers)
     assert stop.value.code == 75 and len(signalled) == 2
-    assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_1.pth")
+    assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_2.pth")
     monkeypatch.setattr(StopOnSignalHook, "after_train_iter", original)
     run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "--resume", "train_cfg.max_iters=4", *workers)
     whole, resumed = state_dict(tmp_path / "whole" / "iter_4.pth"), state_dict(stopped / "iter_4.pth")
