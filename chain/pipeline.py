@@ -121,7 +121,7 @@ class Pipeline:
         unknown = [s for s in stages if s not in self.stages]
         if unknown:
             raise UserError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(self.stages)}")
-        self.t0 = time.time()
+        self.t0, self.seconds, self.timeline = time.time(), {}, []  # this invocation's
         try:
             if "data" in stages:
                 self._timed("data", self.stage_data)

@@ -29,6 +29,7 @@ def cfg(*parts):
 def test_every_pretraining_config_loads_and_its_transform_builds(path):
     c = load_config(path)
     assert c["model"]["method"] in ("asl", "mae") and c["optim"]["epochs"] > 0
+    assert c["runtime"]["keep_every_epochs"] == 100  # docs/cluster.md: an epoch file kept every 100 epochs
     pretrain_transform(c["data"]["transform"], c["model"]["img_size"])
 
 
@@ -109,6 +110,7 @@ def _twins():
             pairs.append((path, twin_config(path)))
         except UserError:  # no twin (the GPU variant of the toy)
             pass
+    assert len(pairs) == 9  # an empty list would pass silently
     return pairs
 
 
@@ -234,3 +236,15 @@ def test_data_root_reaches_the_processes_a_tool_starts(tmp_path, monkeypatch):
     cfg, run_dir = config_tool_run(args, "pretrain", os.path.join(REPO, "configs", "pretrain", "toy_asl.py"))
     assert os.environ["ASL_DATASETS"] == str(tmp_path / "data")  # inherited by every subprocess
     assert cfg["optim"]["epochs"] == 2 and run_dir == os.path.join("work_dirs", "pretrain", "toy_asl")
+
+
+def test_the_toy_transfers_depart_from_the_protocols_as_documented():
+    """docs/usage.md: toy linear probing reads the mean patch token; toy fine-tuning trains without RandAug, mixup
+    and cutmix (the ImageNet fine-tuning config keeps all three)."""
+    from asl.engine.classification import build_criterion, train_transform
+
+    assert cfg("linprobe", "toy.py")["model"]["pool"] == "avg" and cfg("linprobe", "base.py")["model"]["pool"] == "cls"
+    toy, full = cfg("finetune", "toy.py"), cfg("finetune", "in100_vitb.py")
+    names = lambda c: [type(t).__name__ for t in train_transform("finetune", c).transforms]  # noqa: E731
+    assert "RandAugment" not in names(toy) and "RandAugment" in names(full)
+    assert build_criterion("finetune", toy["aug"], 4)[0] is None and build_criterion("finetune", full["aug"], 100)[0]

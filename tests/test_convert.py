@@ -77,8 +77,9 @@ def test_detectron2_files_convert_back_or_are_refused(pretrained):
     trained = dict(out, **{"backbone.net.blocks.0.attn.rel_pos_h": torch.zeros(7, 32), "roi_heads.x": torch.ones(1)})
     back, info = encoder_state_dict(trained)
     assert info["format"] == "detectron2" and not info["cls_token"]
-    with pytest.raises(UserError, match="mmseg needs the cls token"):
-        convert(back, info, "mmseg")
+    for target in ("mmseg", "timm"):  # docs/checkpoints.md: refused with the reason, never a cls token invented
+        with pytest.raises(UserError, match=f"{target} needs the cls token, which this detectron2 checkpoint lacks"):
+            convert(back, info, target)
     trained["backbone.net.blocks.0.attn.rel_pos_h"] += 1
     with pytest.raises(UserError, match="rel_pos_h is non-zero"):
         encoder_state_dict(trained)

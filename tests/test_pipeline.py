@@ -45,6 +45,13 @@ def test_failing_stage_and_unknown_stage_are_clear_errors(tmp_path):
         pipe.run(["linprobe"])
     timeline = json.loads((tmp_path / "timeline.json").read_text())  # written after the failure too
     assert [(s["step"], s["status"]) for s in timeline["steps"]] == [("linprobe asl", 2)]  # a user error
+    first = json.loads((tmp_path / "step_times.json").read_text())["linprobe asl"]
+    with pytest.raises(UserError, match="stage 'linprobe asl' failed"):
+        pipe.run(["linprobe"])  # the same step again: its seconds are added to the first invocation's
+    (again,) = json.loads((tmp_path / "timeline.json").read_text())["steps"]
+    total = json.loads((tmp_path / "step_times.json").read_text())["linprobe asl"]
+    assert total == pytest.approx(first + again["end_s"] - again["start_s"], abs=0.05) and total > first
+    assert json.loads((tmp_path / "stage_times.json").read_text())["linprobe"] == pytest.approx(total)
     with pytest.raises(UserError, match="unknown stage"):
         pipe.run(["pretrian"])
     with pytest.raises(UserError, match="no transfer results"):
@@ -174,6 +181,14 @@ def test_a_preempted_step_stops_the_pipeline_with_its_status(tmp_path):
         pipe.run_steps(steps)
     assert stop.value.code == 75
     assert (tmp_path / "running.json").exists() and not (tmp_path / "next.json").exists()
+
+    # through run(): the stopped invocation still writes its timeline (docs/pipeline.md)
+    again = Pipeline(CFG, str(tmp_path / "again"))
+    again.steps_transfer = lambda task: [_step(tmp_path, "stopped again", 0.1, status=75)]
+    with pytest.raises(SystemExit):
+        again.run(["linprobe"])
+    timeline = json.loads((tmp_path / "again" / "timeline.json").read_text())
+    assert [(s["step"], s["status"]) for s in timeline["steps"]] == [("stopped again", 75)] and timeline["wall_s"] > 0
 
 
 def test_unmet_needs_and_bad_settings_are_one_line_errors(tmp_path):

@@ -87,6 +87,24 @@ def test_resuming_on_another_number_of_processes_is_refused_and_changes_nothing(
     assert snapshot(run_dir) == before
 
 
+
+@pytest.mark.parametrize("mode", ["linprobe", "finetune"])
+def test_classification_resumed_on_another_number_of_processes_is_refused(mode, toy_root, tmp_path, monkeypatch):
+    from asl.engine.classification import run_classification
+
+    cfg = apply_overrides(load_config(os.path.join(REPO, "configs", mode, "toy.py")),
+                          [*CLASSIFICATION, f"data.path={toy_root}", "optim.epochs=1", "runtime.max_iters=1"])
+    run_dir = tmp_path / "run"
+    run_classification(cfg, str(run_dir), mode)
+    before = snapshot(run_dir)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(launcher, "join_group", lambda *a: None)
+    with pytest.raises(UserError, match=r"^--resume: .*last\.pth was written by 1 processes, this launch has 2; "):
+        run_classification(cfg, str(run_dir), mode, resume="auto")
+    assert snapshot(run_dir) == before
+
 # ------------------------------------------------------------------------------ 2. a resume file that is missing
 @pytest.mark.parametrize("mode", ["pretrain", "linprobe", "finetune"])
 def test_resuming_from_a_checkpoint_that_does_not_exist_is_one_line(mode, toy_root, tmp_path, capsys):

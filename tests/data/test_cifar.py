@@ -52,3 +52,20 @@ def test_refusals(tmp_path):
         pickle.dump({b"data": os.system}, f)  # a pickle that would call a function: not a CIFAR batch
     with pytest.raises(UserError, match="refusing to unpickle"):
         CIFAR(str(tmp_path), "cifar100")
+
+
+def test_cifar_pretraining_keeps_the_pil_path(tmp_path):
+    """docs/benchmarks.md: the CIFAR crop keeps the PIL path (32 px decode costs nothing): samples are the
+    normalised float crops of pretrain_transform, never DecodeCropFlip's uint8."""
+    import torch
+
+    from asl.data.images import Transformed
+    from asl.engine.pretrain import build_dataset
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    for b in range(1, 6):
+        write_batch(base / f"data_batch_{b}", 10 * b, 2)
+    data, name = build_dataset(dict(dataset="cifar10", path=str(tmp_path), transform="cifar"), 32)
+    assert name == "cifar10" and isinstance(data.dataset, Transformed) and len(data) == 10
+    assert data[0].dtype == torch.float32 and data[0].shape == (3, 32, 32)

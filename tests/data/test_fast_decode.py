@@ -112,3 +112,17 @@ def test_normalisation_on_the_device_is_totensor_then_normalize():
     assert torch.equal(to_model_input(batch), expected)
     floats = torch.randn(2, 3, 4, 4)
     assert to_model_input(floats) is floats
+
+
+@pytest.mark.parametrize("transform, fast", [("mae", True), ("mae+grayscale", False), ("mae+solarize", False)])
+def test_only_maes_crop_and_flip_take_the_fast_decode(tmp_path, transform, fast):
+    """docs/benchmarks.md: Table 5's global augmentations keep the PIL path (they work on decoded images); with
+    the fast path a sample is the uint8 tensor DecodeCropFlip makes, with the PIL path a normalised float one."""
+    from asl.data.images import Transformed
+    from asl.engine.pretrain import build_dataset
+
+    (tmp_path / "photos").mkdir()
+    write_photos(str(tmp_path / "photos"), 2)
+    data, _ = build_dataset(dict(dataset="folder", path=str(tmp_path / "photos"), transform=transform), 32)
+    assert isinstance(data.dataset, Transformed) != fast
+    assert data[0].dtype == (torch.uint8 if fast else torch.float32)

@@ -14,3 +14,27 @@ def test_the_class_list_is_cmcs_in_its_order():
     assert len(classes) == len(set(classes)) == 100 and all(re.fullmatch(r"n\d{8}", c) for c in classes)
     assert classes[:2] == ["n02869837", "n01749939"] and classes[-1] == "n02090622"
     assert hashlib.sha256(("\n".join(classes) + "\n").encode()).hexdigest() == CMC_SHA256
+
+
+def test_imagenet100_reads_only_the_listed_classes_of_an_imagenet_tree(tmp_path):
+    """docs/usage.md: data.dataset=imagenet100 is ImageNet's class folders restricted to the list, in its order;
+    a class of the list missing from the tree is one line."""
+    import pytest
+
+    from asl.cli import UserError
+    from asl.data.classification import build_classification_data
+
+    classes = imagenet100_classes()
+    for split in ("train", "val"):
+        for wnid in [*classes, "n99999999"]:  # every listed class, and one more that must be left out
+            (tmp_path / "imagenet" / split / wnid).mkdir(parents=True)
+            (tmp_path / "imagenet" / split / wnid / f"{wnid}_1.JPEG").write_bytes(b"")
+    train, val, names, kind = build_classification_data(dict(dataset="imagenet100", path=None), None, None,
+                                                        str(tmp_path))
+    assert kind == "imagenet100" and names == classes and len(train) == len(val) == 100
+    assert [label for _, label in train.samples] == list(range(100))
+    assert all(f"/{classes[label]}/" in path for path, label in val.samples)
+    (tmp_path / "imagenet" / "val" / classes[5] / f"{classes[5]}_1.JPEG").unlink()
+    (tmp_path / "imagenet" / "val" / classes[5]).rmdir()
+    with pytest.raises(UserError, match=f"1 of the 100 classes are missing under .*val.* \\(first: {classes[5]}\\)"):
+        build_classification_data(dict(dataset="imagenet100", path=None), None, None, str(tmp_path))

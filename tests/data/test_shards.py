@@ -64,6 +64,12 @@ def test_packing_keeps_every_image_in_order_in_webdataset_layout_and_a_rerun_kee
     assert again == index and "(4 kept from a previous run)" in lines[-1]
     assert os.stat(tmp_path / "shards" / "shard-000002.tar").st_mtime_ns == before
 
+    # --shuffle-seed: every image once, in a random order that the seed repeats
+    shuffled = [pack_shards(str(src), str(tmp_path / f"shuffled{k}"), per_shard=5, shuffle_seed=3, log=lambda m: None)
+                for k in (0, 1)]
+    order = [number(ShardedImages(str(tmp_path / "shuffled0"))[i]) for i in range(23)]
+    assert shuffled[0] == shuffled[1] and sorted(order) == list(range(23)) and order != list(range(23))
+
 
 def test_a_shard_run_equals_the_folder_run_and_resumes_mid_epoch_exactly(toy_root, tmp_path):
     """24 toy scenes, batch 8: 3 steps an epoch; the shard run stops at steps 2 and 4 (mid-epoch) and resumes."""

@@ -87,6 +87,18 @@ def test_resuming_a_finished_run_keeps_its_loss_and_time(toy_root, tmp_path):
     assert again["wall_time_s"] >= saved > 0.5 * first["wall_time_s"]  # the first run's time, not ~0
 
 
+
+def test_the_wall_time_of_a_resumed_run_is_the_sum_of_its_pieces(toy_root, tmp_path):
+    """docs/conventions.md: metrics.json's wall_time_s sums the pieces. The first piece's time, as its checkpoint
+    records it, is set to 1,000 s: the total is that plus the second piece, not the second piece alone."""
+    run_pretrain(micro_cfg(toy_root / "unlabeled", "optim.epochs=2", "runtime.max_iters=3"), str(tmp_path))
+    last = tmp_path / "checkpoints" / "last.pth"
+    torch.save({**torch.load(last, weights_only=True), "elapsed_s": 1000.0}, last)
+    start = time.time()
+    record = run_pretrain(micro_cfg(toy_root / "unlabeled", "optim.epochs=2"), str(tmp_path), resume="auto")
+    assert record["iterations"] == 6
+    assert 1000.0 < record["wall_time_s"] <= 1000.0 + time.time() - start
+
 def test_two_process_gloo_ddp(toy_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", TOOL,
            *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2", "--output-dir", str(tmp_path)]

@@ -52,13 +52,14 @@ def test_pretraining_monitor_logs_probes_and_leaves_training_untouched(toy_root,
     base = apply_overrides(load_config(os.path.join(REPO, "configs", "pretrain", "toy_asl.py")), [
         "model.arch='vit_micro_patch8'", "model.img_size=32", "model.decoder={'embed_dim': 32, 'depth': 1, "
         "'num_heads': 2}", "data.num_workers=0", "optim.batch_size=8", "runtime.tensorboard=False",
-        f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2"])
-    watched = apply_overrides(dict(base, probe=probe), ["runtime.eval_every=1"])
+        f"data.path={toy_root / 'unlabeled'}", "optim.epochs=3"])
+    watched = apply_overrides(dict(base, probe=probe), ["runtime.eval_every=2"])
     run_pretrain(base, str(tmp_path / "plain"))
     run_pretrain(watched, str(tmp_path / "watched"))
     logged = [json.loads(line) for line in open(tmp_path / "watched" / "log.jsonl")]
     probes = [r for r in logged if "probe/knn_top1" in r]
-    assert [r["epoch"] for r in probes] == [1, 2] and all("probe/dense_mIoU" in r for r in probes)
+    # every 2 epochs, and at the end (docs/probes.md)
+    assert [r["epoch"] for r in probes] == [2, 3] and all("probe/dense_mIoU" in r for r in probes)
     weights = [torch.load(tmp_path / run / "checkpoints" / "last.pth", weights_only=True)["model"]
                for run in ("plain", "watched")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

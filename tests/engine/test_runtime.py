@@ -1,6 +1,7 @@
 """The shared runtime: exact resume mid-epoch, preemption, the run-directory guard and the launch contract."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -80,16 +81,23 @@ def test_pretraining_resumed_at_epoch_boundaries_equals_an_uninterrupted_run_and
         assert kept[0]["iteration"] == kept[1]["iteration"] == 3 * epoch
         assert max_difference(kept[0]["model"], kept[1]["model"]) <= 1e-6
     assert not os.path.exists(os.path.join(run_dir, "checkpoints", "epoch_0001.pth"))
-    assert " eta " in capsys.readouterr().out  # every progress line says how long is left
+    progress = [line for line in capsys.readouterr().out.splitlines() if " eta " in line]
+    assert progress and all(" img/s " in line for line in progress)  # every progress line: rate and time left
+    records = [json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl")) if '"loss"' in line]
+    assert records and all(r["img_per_s"] > 0 and r["mem_gib"] >= 0 and r["lr"] >= 0 for r in records)
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.keep_every_epochs=0"), str(tmp_path / "none"))
+    assert sorted(os.listdir(tmp_path / "none" / "checkpoints")) == ["last.pth"]  # 0 keeps no epoch file
 
 
-def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path):
+def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_path, capsys):
     """Mixup, RandAugment, random erasing and drop path all draw random numbers; 2 resumes mid-epoch."""
     common = ["model.arch='vit_micro_patch8'", "model.img_size=32", "data.num_workers=0", "runtime.tensorboard=False",
               f"data.path={toy_root}", "optim.batch_size=4", "optim.epochs=2", "optim.warmup_epochs=1"]
     cfg = lambda *extra: apply_overrides(load_config(os.path.join(REPO, "configs", "finetune", "toy.py")),  # noqa
                                          common + list(extra))
-    ref = run_classification(cfg(), str(tmp_path / "ref"), "finetune")
+    ref = run_classification(cfg("runtime.log_every=1"), str(tmp_path / "ref"), "finetune")
+    progress = [line for line in capsys.readouterr().out.splitlines() if " img/s " in line]
+    assert len(progress) == ref["iterations"] and all(re.search(r" eta \d", line) for line in progress)  # rate, ETA
     per_epoch = ref["iterations"] // 2
     assert per_epoch >= 4
     run_dir = str(tmp_path / "pieces")
@@ -99,6 +107,12 @@ def test_finetuning_resumed_mid_epoch_equals_an_uninterrupted_run(toy_root, tmp_
     assert out["iterations"] == ref["iterations"]
     assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
     assert out["metrics"] == ref["metrics"]
+    # the wall time sums the pieces: the pieces' time as the last checkpoint records it, set to 1,000 s, resumed
+    last = os.path.join(run_dir, "checkpoints", "last.pth")
+    torch.save({**torch.load(last, weights_only=True), "elapsed_s": 1000.0}, last)
+    start = time.time()
+    again = run_classification(cfg(), run_dir, "finetune", resume="auto")
+    assert 1000.0 < again["wall_time_s"] <= 1000.0 + time.time() - start
 
 
 def test_resuming_a_finished_classification_run_keeps_its_metrics_and_time(toy_root, tmp_path):
@@ -139,16 +153,20 @@ def test_sigterm_saves_at_a_step_boundary_exits_75_and_the_resumed_run_is_exact(
 
 # ---------------------------------------------------------------------------------------- run-directory guard
 def test_a_new_run_into_a_used_directory_refuses_and_leaves_the_checkpoint_alone(toy_root, tmp_path):
-    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1"), str(tmp_path))
+    run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1", "runtime.tensorboard=True"), str(tmp_path))
     before = (tmp_path / "checkpoints" / "last.pth").read_bytes()
     out = subprocess.run([sys.executable, TOOL, *MICRO, f"data.path={toy_root / 'unlabeled'}", "optim.epochs=2",
                           "--output-dir", str(tmp_path)], env=ENV, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
     assert "--resume auto" in out.stderr and "--force" in out.stderr
     assert (tmp_path / "checkpoints" / "last.pth").read_bytes() == before
-    forced = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2"), str(tmp_path), force=True)
+    events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    forced = run_pretrain(pretrain_cfg(toy_root, "optim.epochs=2", "runtime.tensorboard=True"), str(tmp_path),
+                          force=True)
     assert forced["iterations"] == 6
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 6  # the old run's records are gone
+    (written,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")  # tensorboard on: this run's events only
+    assert written not in events and written.stat().st_size > 100
 
 
 def test_resume_with_a_changed_config_names_the_key_and_allows_the_listed_ones(toy_root, tmp_path):

@@ -47,8 +47,10 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     mmcv_wheel.write_text("cached")
     calls, broken = tmp_path / "calls.log", tmp_path / "network_down"
     python = venv / "bin" / "python"
+    imports_broken = tmp_path / "imports_broken"
     python.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
                       f'case "$*" in *torch==*) [ -e {broken} ] && {{ echo "pip: no network" >&2; exit 3; }};; esac\n'
+                      f'case "$*" in *"import torch, torchvision"*) [ -e {imports_broken} ] && exit 1;; esac\n'
                       'exit 0\n')
     python.chmod(0o755)
     broken.touch()
@@ -59,6 +61,8 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
     calls.write_text("")
     finished = _install(venv, cache)
     assert finished.returncode == 0 and "[install] complete in" in finished.stdout, finished.stderr
+    steps = [line for line in finished.stdout.splitlines() if line.startswith("[install] ") and line.endswith("...")]
+    assert len(steps) == 8 and finished.stdout.count("[install]   done in ") == 8  # every step timed
     pip_calls = [line for line in calls.read_text().splitlines() if line.startswith("-m pip")]
     assert any(line.endswith(f"--no-deps --force-reinstall {d2_wheel}") for line in pip_calls)
     assert any(line.endswith(f"--no-deps {mmcv_wheel}") for line in pip_calls)
@@ -66,10 +70,31 @@ def test_a_rerun_after_a_failure_finishes_from_the_wheel_cache_without_building(
                 or " wheel --no-deps" in line]  # no download, no re-pack, no mmcv build
     assert _install(venv, cache).stdout.startswith("[install] up to date")  # the stamp was written
 
+    # an install whose import check fails is failed, named, and leaves no stamp (the next make tries again)
+    (venv / ".asl-install-stamp").unlink()
+    imports_broken.touch()
+    broken_imports = _install(venv, cache)
+    assert broken_imports.returncode != 0 and "FAILED at step: import check" in broken_imports.stderr
+    assert not (venv / ".asl-install-stamp").exists()
+    imports_broken.unlink()
+
     # a deleted cached wheel is built again (docs/install.md): mmcv's source is fetched, here with no network
     mmcv_wheel.unlink()
-    (venv / ".asl-install-stamp").unlink()
     calls.write_text("")
     rebuilt = _install(venv, cache)
     assert "-m pip download --quiet --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0" in calls.read_text()
     assert rebuilt.returncode != 0 and "FAILED at step: mmcv 2.1.0 with compiled ops" in rebuilt.stderr
+
+
+def test_clean_venv_removes_the_environment_and_keeps_the_wheel_cache(tmp_path):
+    """docs/install.md: `make clean-venv` removes .venv/; the wheel cache survives it (the next install reuses it)."""
+    import shutil
+
+    shutil.copy(os.path.join(REPO, "Makefile"), tmp_path / "Makefile")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    cache = tmp_path / "home" / ".cache" / "asl-toolkit" / "wheels"
+    cache.mkdir(parents=True)
+    (cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl").write_text("built once")
+    subprocess.run(["make", "clean-venv"], cwd=tmp_path, check=True, capture_output=True,
+                   env=dict(os.environ, HOME=str(tmp_path / "home")))
+    assert not (tmp_path / ".venv").exists() and (cache / "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl").exists()

@@ -176,6 +176,7 @@ def test_several_evaluations_make_one_table_of_every_task_s_columns(tmp_path, ca
     assert point["cfg"]["probe"]["overrides"] == ["runtime.seed=1"]
 
 
+@pytest.mark.slow  # the sweep's end-to-end run (make test-slow); the dummy-task sweep below runs by default
 def test_a_tiny_sweep_pretrains_evaluates_and_reuses(tmp_path, capfd, monkeypatch):
     """Two λ values, the MAE baseline and random weights, one seed, 2 pretraining steps and a 1-epoch probe each,
     two runs at once (about 40 s)."""

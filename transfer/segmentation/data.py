@@ -170,13 +170,12 @@ def check_label_maps(images: str, labels: str, num_classes: int, ignore_index: i
             raise UserError(f"{label_path} is {label.shape[1]}x{label.shape[0]}"
                             f"{'' if label.ndim == 2 else ' with several channels'}, its image {name} is "
                             f"{size[0]}x{size[1]}: a label map is one channel of class indices at the image's size")
-        values = np.unique(label).astype(np.int64)
-        if reduce_zero_label:
-            values = np.where(values == 0, ignore_index, values - 1)
-        bad = values[(values >= num_classes) & (values != ignore_index)]
+        raw = np.unique(label).astype(np.int64)
+        # mmseg's LoadAnnotations with reduce_zero_label: 0 and 255 become 255, every other label i becomes i - 1
+        values = np.where((raw == 0) | (raw == 255), 255, raw - 1) if reduce_zero_label else raw
+        bad = raw[(values >= num_classes) & (values != ignore_index)]
         if len(bad):
-            raw = int(bad[0]) + (1 if reduce_zero_label else 0)
-            raise UserError(f"{label_path} holds label {raw}, beyond the {num_classes} classes"
+            raise UserError(f"{label_path} holds label {int(bad[0])}, beyond the {num_classes} classes"
                             f"{' (0 is ignored, 1 is the first class)' if reduce_zero_label else ''} and not the "
                             f"ignore index {ignore_index}")
         pairs += 1
@@ -189,6 +188,9 @@ def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255,
     """Point `cfg` at a user's label-map set: image and label folders per split ({train,val}_{images,labels}), its
     class names, the ignore index and whether label 0 means "ignore" (ADE20K's convention) rather than a class.
     The heads' class count and ignore index follow; every label map is checked first (check_label_maps)."""
+    if reduce_zero_label and ignore_index != 255:
+        raise UserError(f"--reduce-zero-label makes 0 (and 255) the ignored label 255, as mmseg's loader does; "
+                        f"--ignore-index {ignore_index} cannot go with it: leave it at 255")
     splits = [s for s in ("train", "val") if paths.get(f"{s}_images") or paths.get(f"{s}_labels")]
     if "val" not in splits:
         raise UserError("your own label maps need at least --val-images and --val-labels (and --train-... to train)")

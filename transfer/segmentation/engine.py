@@ -31,7 +31,7 @@ from asl.engine.runtime import (
 from asl.records import INIT_FILE, metrics_record, read_init, write_init, write_json
 from asl.signals import Preempted, StopSignals
 
-from .checkpoint import install_safe_loader
+from .checkpoint import install_safe_loader, safe_torch_load
 from .data import check_data_roots, read_classes, set_data_root, use_own_label_maps
 from .hooks import JsonLinesHook, StopOnSignalHook, StopTraining
 from .metrics import PER_CLASS_PREFIX
@@ -47,8 +47,8 @@ RUN_FILES = ("iter_*.pth", "epoch_*.pth", "best_*.pth", "last_checkpoint", "metr
 
 class SegRunner(Runner):
     """mmengine's Runner with strict checkpoint loading (resume, load_from, --eval-only): a checkpoint that does
-    not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model; and
-    a resume on another number of processes is refused."""
+    not fit the model is a one-line UserError instead of a warning followed by training a half-loaded model; its
+    checkpoints record the number of processes (prepare refuses a resume on another)."""
 
     loaded_meta = None
 
@@ -81,12 +81,6 @@ class SegRunner(Runner):
         """mmengine's, with the number of processes in the meta: a resume on another number is refused."""
         return super().save_checkpoint(out_dir, filename, *args, meta={**(meta or {}), "world_size": self.world_size},
                                        **kwargs)
-
-    def resume(self, filename, *args, **kwargs):
-        """mmengine's, refusing a checkpoint written by another number of processes (mmengine checks it only for
-        configs that list gpu_ids) before the first iteration."""
-        super().resume(filename, *args, **kwargs)
-        refuse_other_process_count(filename, (self.loaded_meta or {}).get("world_size"), self.world_size)
 
 
 class FormattedOnceConfig(Config):
@@ -299,6 +293,9 @@ def prepare(args) -> Config:
     holds_run = os.path.exists(os.path.join(cfg.work_dir, "last_checkpoint"))
     if resume_from and holds_run:
         refuse_changed_resume(cfg)
+    if resume_from:  # before anything is built or written (mmengine checks it only for configs listing gpu_ids)
+        meta = safe_torch_load(resume_from).get("meta") or {}
+        refuse_other_process_count(resume_from, meta.get("world_size"), detect_launch().world_size)
     claim_run_dir(cfg.work_dir, holds_run, bool(args.resume), args.force, detect_launch().rank == 0, RUN_FILES,
                   "--resume", keep=[pretrained])
     if resume_from:

@@ -3,6 +3,7 @@ strict, accounted loading of converted weights; metrics.json; resuming at the ri
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,9 +140,14 @@ def test_interrupted_run_resumes_at_the_right_iteration(small_root, tmp_path):
     saved = read_checkpoint(tmp_path / "model_0000001.pth")
     assert saved["iteration"] == 1 and saved["trainer"]["hooks"]["RunState"]["seed"] == 0  # train.seed
 
-    # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished
-    first = Record()
-    assert engine.do_train(cfg(), resume=True, extra_hooks=[first], time_limit_min=0) is None
+    # resume, and stop at once at the time limit: a resumable checkpoint of the iteration just finished; the
+    # augmentations are reseeded with seed + start iteration (+ rank), not replayed from the first piece's start
+    seeds = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "seed_all_rng", seeds.append)
+        first = Record()
+        assert engine.do_train(cfg(), resume=True, extra_hooks=[first], time_limit_min=0) is None
+    assert seeds == [0 + 2 + 0]
     assert first.iterations == [2] and (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
     second = Record()
     engine.do_train(cfg(), resume=True, extra_hooks=[second])
@@ -239,15 +245,24 @@ def test_a_stop_signal_saves_the_iteration_and_raises_preempted(small_root, tmp_
     assert record.iterations == [3, 4]
 
 
-def test_a_new_run_into_a_used_output_dir_is_refused(small_root, tmp_path, capsys):
-    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
-    (tmp_path / "model_0000001.pth").write_bytes(b"earlier run")
+def test_a_new_run_into_a_used_output_dir_is_refused_and_force_starts_over_keeping_the_init(small_root, tmp_path,
+                                                                                             toy_checkpoints, capsys):
+    (tmp_path / "last_checkpoint").write_text("model_0000009.pth")
+    (tmp_path / "model_0000009.pth").write_bytes(b"earlier run")
+    (tmp_path / "log.jsonl").write_text('{"iteration": 9}\n')
+    init = tmp_path / "encoder_d2.pth"  # the run's initial weights, inside its directory
+    shutil.copy(toy_checkpoints[1], init)
     tool = load_tool("train_det")
+    argv = [TOY, "--output-dir", str(tmp_path), "--data-root", str(small_root), *FAST, "--init", str(init)]
     with pytest.raises(SystemExit) as stop:
-        tool.main([TOY, "--output-dir", str(tmp_path), "--data-root", str(small_root), *FAST])
+        tool.main(argv)
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.startswith("error: ") and "--resume" in err and "--force" in err
-    assert (tmp_path / "model_0000001.pth").read_bytes() == b"earlier run"
+    assert (tmp_path / "model_0000009.pth").read_bytes() == b"earlier run"
+    tool.main([*argv, "--force"])  # docs/cluster.md: the earlier run's files go, the initial weights stay
+    assert not (tmp_path / "model_0000009.pth").exists() and init.read_bytes() == toy_checkpoints[1].read_bytes()
+    assert '"iteration": 9}' not in (tmp_path / "log.jsonl").read_text()
+    assert json.loads((tmp_path / "metrics.json").read_text())["iterations"] == 2
 
 
 def test_an_external_launch_with_num_gpus_is_refused(monkeypatch, small_root, tmp_path, capsys):

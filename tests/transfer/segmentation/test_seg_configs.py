@@ -41,11 +41,13 @@ def test_vitb_recipe_values():
     assert cfg.train_dataloader.dataset.data_root.endswith("ADEChallengeData2016")
 
 
-def test_vitb_builds_on_cpu_with_layer_decay_065_groups(monkeypatch):
+def test_vitb_builds_on_cpu_with_layer_decay_065_groups(monkeypatch, capsys):
     monkeypatch.setattr("transfer.segmentation.engine._has_accelerator", lambda: False)
     cfg = load_config(VITB)
-    configure_amp(cfg, requested=False)  # no GPU here: AmpOptimWrapper -> OptimWrapper
+    assert cfg.optim_wrapper.type == "AmpOptimWrapper"
+    configure_amp(cfg, requested=False)  # no GPU here: AmpOptimWrapper -> OptimWrapper, and the log says so
     assert cfg.optim_wrapper.type == "OptimWrapper" and "loss_scale" not in cfg.optim_wrapper
+    assert "no GPU, so the config's AmpOptimWrapper runs as a plain fp32 OptimWrapper" in capsys.readouterr().out
     init_default_scope("mmseg")
     model = MODELS.build(cfg.model)
     assert 150e6 < sum(p.numel() for p in model.parameters()) < 170e6

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from asl.cli import UserError
+
 from .test_train_seg import TINY_CONFIG, run_tool, user_error
 
 CLASSES = "sky,coin,tile,wedge,hoop,kite"  # the toy's background and four shapes renamed, and one never seen
@@ -63,3 +65,49 @@ def test_bad_label_maps_are_one_line_errors_naming_the_file(toy_root, tmp_path, 
     message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "e")
     assert "cannot read" in message and str(image) in message
     assert not any((tmp_path / d).exists() for d in "abcde")  # refused before anything was written
+
+
+def test_classes_from_a_file_the_ignore_index_and_the_zero_reduction(tmp_path):
+    """docs/usage.md: --classes as a file (one name per line); the ignore index (255) is no class and passes the
+    check; with --reduce-zero-label label i is class i - 1, so labels 1..K are the K classes and K + 1 is beyond."""
+    from transfer.segmentation.data import check_label_maps, read_classes
+
+    (tmp_path / "classes.txt").write_text("sky\ncoin\n\ntile\n")
+    assert read_classes(str(tmp_path / "classes.txt")) == ["sky", "coin", "tile"]
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    Image.new("RGB", (4, 2)).save(images / "a.png")
+    label = np.array([[0, 1, 2, 255], [2, 1, 0, 255]], dtype=np.uint8)
+    Image.fromarray(label).save(labels / "a.png")
+    assert check_label_maps(str(images), str(labels), 3, 255, False, ".png") == 1
+    Image.fromarray(label + np.uint8(1) * (label < 255)).save(labels / "a.png")  # 1..3 and 255
+    assert check_label_maps(str(images), str(labels), 3, 255, True, ".png") == 1
+    Image.fromarray(np.where(label == 255, 4, label + 1).astype(np.uint8)).save(labels / "a.png")  # 4: a 4th class
+    with pytest.raises(UserError, match=r"holds label 4, beyond the 3 classes \(0 is ignored, 1 is the first class\)"):
+        check_label_maps(str(images), str(labels), 3, 255, True, ".png")
+
+
+
+def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_the_evaluators(toy_root, tmp_path):
+    """docs/usage.md: the heads get the classes; --ignore-index and --reduce-zero-label reach the heads' losses,
+    every split's dataset and LoadAnnotations, and the IoU metric (an ignore index other than 255 too)."""
+    from transfer.segmentation.data import use_own_label_maps
+    from transfer.segmentation.engine import load_config
+
+    args = own_set(toy_root, tmp_path / "own", shift=1)
+    paths = {a.lstrip("-").replace("-", "_"): str(b) for a, b in zip(args[::2], args[1::2])}
+    for ignore, reduce in ((255, True), (200, False)):
+        cfg = load_config(str(TINY_CONFIG))
+        use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=ignore, reduce_zero_label=reduce)
+        heads = [cfg.model[h] for h in ("decode_head", "auxiliary_head") if cfg.model.get(h)]
+        assert heads and all((head.num_classes, head.ignore_index) == (6, ignore) for head in heads)
+        for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            dataset = cfg[loader].dataset
+            assert (dataset.reduce_zero_label, dataset.ignore_index) == (reduce, ignore)
+            assert dataset.metainfo.classes[-1] == "kite"
+            assert [s.reduce_zero_label for s in dataset.pipeline if s.type == "LoadAnnotations"] == [reduce]
+        assert cfg.val_evaluator.ignore_index == cfg.test_evaluator.ignore_index == ignore
+    with pytest.raises(UserError, match="--ignore-index 200 cannot go with it: leave it at 255"):
+        use_own_label_maps(load_config(str(TINY_CONFIG)), paths, CLASSES.split(","), ignore_index=200,
+                           reduce_zero_label=True)

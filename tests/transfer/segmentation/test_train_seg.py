@@ -5,6 +5,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -185,10 +188,17 @@ def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_weights(mon
     assert stop.value.code == 75
     assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_1.pth")
     monkeypatch.setattr(StopOnSignalHook, "after_train_iter", original)
+    # the first piece's time as its checkpoint records it, set to 1,000 s: metrics.json's wall time sums the pieces
+    saved = torch.load(stopped / "iter_1.pth", map_location="cpu", weights_only=False)
+    saved["meta"]["asl_elapsed_s"] = 1000.0
+    torch.save(saved, stopped / "iter_1.pth")
+    start = time.time()
     run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "--resume", "train_cfg.max_iters=4")
     whole, resumed = state_dict(tmp_path / "whole" / "iter_4.pth"), state_dict(stopped / "iter_4.pth")
     for key in whole:
         assert torch.allclose(whole[key].float(), resumed[key].float(), atol=1e-6), key
+    wall = json.loads((stopped / "metrics.json").read_text())["wall_time_s"]
+    assert 1000.0 < wall <= 1000.0 + time.time() - start + 0.1  # (metrics.json rounds to 0.1 s)
 
 
 @pytest.mark.slow  # spawned workers import torch and mmseg anew: about 30 s
@@ -196,7 +206,7 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
     """As SLURM signals a job step: SIGUSR1 to the main process and to each of its 2 loader workers, started by
     spawn (a start method mmengine's env_cfg may set; forked workers inherit the main process's handler, spawned
     ones must be given theirs). The workers must leave it to the main process (a worker it killed crashes the
-    loader), the run exits 75 at iteration 1, and the resumed run ends at the uninterrupted run's weights."""
+    loader), the run exits 75 at iteration 2, and the resumed run ends at the uninterrupted run's weights."""
     import multiprocessing
 
     ade = ["--data-path", toy_root / "ade"]
@@ -205,19 +215,21 @@ def test_sigusr1_to_every_process_with_loader_workers_saves_exits_75_and_resumes
     original = StopOnSignalHook.after_train_iter
     signalled = []
 
-    def signal_every_process_after_iteration_1(self, runner, *args, **kwargs):
-        if runner.iter + 1 == 1:
+    def signal_every_process_after_iteration_2(self, runner, *args, **kwargs):
+        # after iteration 2 each of the 2 workers has delivered a batch, so both have run their worker_init_fn: a
+        # spawned worker still starting up has no guard yet (it is a fresh interpreter)
+        if runner.iter + 1 == 2:
             signalled.extend(child.pid for child in multiprocessing.active_children())
             for pid in (*signalled, os.getpid()):
                 os.kill(pid, signal.SIGUSR1)
         return original(self, runner, *args, **kwargs)
 
-    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", signal_every_process_after_iteration_1)
+    monkeypatch.setattr(StopOnSignalHook, "after_train_iter", signal_every_process_after_iteration_2)
     stopped = tmp_path / "stopped"
     with pytest.raises(SystemExit) as stop:
         run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "train_cfg.max_iters=4", *workers)
     assert stop.value.code == 75 and len(signalled) == 2
-    assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_1.pth")
+    assert (stopped / "last_checkpoint").read_text().strip() == str(stopped / "iter_2.pth")
     monkeypatch.setattr(StopOnSignalHook, "after_train_iter", original)
     run_tool(TINY_CONFIG, *ade, "--work-dir", stopped, "--resume", "train_cfg.max_iters=4", *workers)
     whole, resumed = state_dict(tmp_path / "whole" / "iter_4.pth"), state_dict(stopped / "iter_4.pth")
@@ -247,6 +259,22 @@ def test_used_work_dir_changed_resume_and_another_process_count_are_refused(caps
                        "resume with the same number of processes")
     assert ((run / "iter_2.pth").read_bytes(), (run / "metrics.json").read_bytes()) == before
 
+
+
+@pytest.mark.slow  # a process of its own, as a user runs it (mmengine keeps its visualizer per process and second)
+def test_force_starts_over_and_keeps_the_initial_weights(tmp_path, toy_root, tiny_ckpts):
+    """docs/cluster.md: --force removes the earlier run's checkpoints; the initial weights inside the run directory
+    stay."""
+    ade, run = ["--data-path", str(toy_root / "ade")], tmp_path / "run"
+    run_tool(TINY_CONFIG, *ade, "--work-dir", run, "train_cfg.max_iters=2")
+    init = run / "encoder_mmseg.pth"
+    shutil.copy(tiny_ckpts[1], init)
+    subprocess.run([sys.executable, os.path.join(REPO, "tools", "train_seg.py"), str(TINY_CONFIG), *ade,
+                    "--work-dir", str(run), "--force", "--init", str(init), "train_cfg.max_iters=1"], check=True,
+                   capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert not (run / "iter_2.pth").exists() and (run / "iter_1.pth").exists()
+    assert init.read_bytes() == tiny_ckpts[1].read_bytes()
+    assert json.loads((run / "metrics.json").read_text())["iterations"] == 1
 
 @pytest.mark.parametrize("override, expected", [
     ("optim_wrapper.optimizer.lrr=1", "has no 'lrr' (did you mean 'lr'?)"),
