@@ -247,11 +247,10 @@ class Sweep:
                 if not all(map(os.path.exists, sources.values())):
                     continue  # not finished (yet)
                 run = {"seed": seed}
-                for task, key in keys:
+                for task in self.tasks:
                     with open(sources[task.name]) as f:
                         metrics = json.load(f)["metrics"]
-                    if key in metrics:
-                        run[self.column(task, key)] = metrics[key]
+                    run.update({self.column(task, key): metrics[key] for key, _, _ in task.columns if key in metrics})
                 runs.append({**run, "metrics_json": sources, "pretrain_metrics_json":
                              os.path.join(run_dir, "pretrain", method, "metrics.json") if config else None})
             columns = {self.column(task, key): _spread([r[self.column(task, key)] for r in runs

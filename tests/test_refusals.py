@@ -220,3 +220,8 @@ def test_a_user_error_is_one_line_and_exit_2_a_bug_raises_and_debug_shows_the_tr
     monkeypatch.setenv("ASL_DEBUG", "1")
     with pytest.raises(UserError, match="the folder /x"):
         tool(UserError("the folder /x does not exist"))
+
+
+def test_a_stop_check_every_that_is_not_a_positive_integer_is_refused(toy_root, tmp_path):
+    with pytest.raises(UserError, match=r"runtime.stop_check_every must be a positive integer or None, got 0"):
+        run_pretrain(pretrain_cfg(toy_root, "runtime.stop_check_every=0"), str(tmp_path / "run"))

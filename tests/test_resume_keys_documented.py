@@ -46,3 +46,5 @@ def test_every_documented_key_of_our_tools_can_be_set():
     missing = [key for key in sorted(documented()["pretraining, linear probing, fine-tuning"])
                if not any(settable(cfg, key) for cfg in configs)]
     assert missing == []
+    for cfg in configs:  # the key the docs tell every launch of several processes about, in each of the three tools
+        assert settable(cfg, "runtime.stop_check_every")

@@ -113,7 +113,7 @@ def per_task(items: list, evals: list, split, sep: str) -> dict:
 def eval_settings(args, evals: list) -> tuple:
     """Each evaluation's config and overrides: --eval-config, or the task's toy protocol (its config and
     overrides) where none is given; --eval-override on top."""
-    known = set(evals)
+    known = set(load_tasks((*BUILTIN, *args.task)))  # any task's name: one not evaluated is then named as such
     configs = per_task(args.eval_config, evals, lambda item: item.split("=", 1) if item.split("=", 1)[0] in known
                        and "=" in item else (None, item), "=")
     overrides = per_task(args.eval_override, evals, lambda item: item.split(":", 1)

@@ -228,7 +228,10 @@ class Session:
         amp = rt.get("amp", "none") if self.device.type == "cuda" else "none"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.stop_check_every = rt.get("stop_check_every") or (1 if self.world_size == 1 else 10)
+        every = rt.get("stop_check_every")
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise UserError(f"runtime.stop_check_every must be a positive integer or None, got {every!r}")
+        self.stop_check_every = every or (1 if self.world_size == 1 else 10)
         self.resume_path = self._claim_run_dir(resume, force)
         self.elapsed_before, self.started = 0.0, time.time()
         self.signals = StopSignals()

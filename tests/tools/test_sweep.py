@@ -68,6 +68,8 @@ def test_values_split_at_top_level_commas_only():
      "say which one it is for, e.g. probe=configs/finetune/toy.py"),
     ([TOY_ASL, "model.temperature=1,2", "--eval", "probe", "--eval-override", "finetune:optim.epochs=1"],
      "is for 'finetune', which is not one of the evaluations (probe)"),
+    ([TOY_ASL, "model.temperature=1,2", "--eval", "probe", "--eval-config", "finetune=configs/finetune/toy.py"],
+     "is for 'finetune', which is not one of the evaluations (probe)"),
     ([TOY_ASL, "model.temperature=1,2", "--eval", "probe,finetune", "--eval-override", "finetune:optim.epoch=1"],
      "unknown config key 'optim.epoch'"),
 ])
