@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from ..cli import UserError
 from .cifar import CIFAR
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, decode_images
 from .toy import CLASSES, classification_objects, ensure_toy_scenes
 
 # ImageNet-100: the 100 classes of CMC (Tian, Krishnan, Isola, "Contrastive Multiview Coding", 2019),
@@ -58,19 +58,13 @@ def class_folder_samples(root: str, classes: list = None):
     return samples, present
 
 
-def check_images_open(samples, root: str):
-    """Every image of a user's class folders opens (its header is read, not its pixels), so that a file that is
-    not an image is a one-line error naming it before training instead of a crash in the middle of an epoch."""
-    bad = []
-    for path, *_ in samples:
-        try:
-            with Image.open(path):
-                pass
-        except (OSError, ValueError, SyntaxError):  # PIL's UnidentifiedImageError is an OSError
-            bad.append(path)
+def check_images_decode(samples, root: str):
+    """Every image of a user's class folders decodes in full (`decode_images`), so that a file that is not an
+    image, or one cut short, is a one-line error naming it before training instead of a crash in an epoch."""
+    bad = [(path, err) for (path, *_), (_, err) in zip(samples, decode_images([s[0] for s in samples])) if err]
     if bad:
-        raise UserError(f"{len(bad)} file(s) under {root!r} do not open as images (first: {bad[0]}); remove or "
-                        "replace them")
+        raise UserError(f"{len(bad)} file(s) under {root!r} do not decode as images (first: {bad[0][0]}, "
+                        f"{bad[0][1]}); remove or replace them")
 
 
 def build_classification_data(data_cfg: dict, train_transform, val_transform, dataset_root: str):
@@ -98,6 +92,6 @@ def build_classification_data(data_cfg: dict, train_transform, val_transform, da
         train, names = class_folder_samples(os.path.join(root, "train"), classes)
         val, _ = class_folder_samples(os.path.join(root, "val"), names)
         if kind == "folder":  # a user's own set (ImageNet's million files are not opened twice)
-            check_images_open(train + val, root)
+            check_images_decode(train + val, root)
         return LabeledImages(train, train_transform), LabeledImages(val, val_transform), names, kind
     raise UserError(f"data.dataset must be toy, imagenet100, folder, cifar10 or cifar100, got {kind!r}")

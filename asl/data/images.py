@@ -7,6 +7,7 @@ import json
 import os
 import random
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -86,6 +87,27 @@ def _list_images_on_rank0(root: str, cache_file: str) -> list:
                       "shared filesystem?); listing the folder on this rank too", stacklevel=3)
         files = _list_images(root, cache_file=None)
     return files
+
+
+def _decode(path: str):
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.size, None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
+def decode_images(paths, threads: int = None) -> list:
+    """[(size (w, h) or None, error or None)] of each path, every image decoded in full: a header alone is read
+    by a file cut short too, which would then stop training in the middle of an epoch. The checks of a user's
+    own sets (classification folders, COCO-format sets, label-map folders) run this before training; PIL's
+    decoders release the GIL, so the threads decode in parallel."""
+    threads = threads or min(8, os.cpu_count() or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(_decode, paths, chunksize=64))
 
 
 def rgb(img: Image.Image) -> Image.Image:

@@ -106,8 +106,17 @@ def test_a_file_that_is_no_image_in_ones_class_folders_is_one_line_before_traini
     folder = dict(dataset="folder", path=str(tmp_path))
     train, val, classes, _ = build_classification_data(folder, None, None, "")
     assert classes == ["cat", "dog"] and len(train) == len(val) == 2
+    # a file cut short keeps an intact header (it opens, its size is known): only a full decode finds it
+    cut = tmp_path / "train" / "cat" / "c.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:2000])
+    assert Image.open(cut).size == (64, 64)
+    with pytest.raises(UserError, match=r"^1 file\(s\) under .* do not decode as images \(first: .*train/cat/c\.png, "
+                                        r"OSError: image file is truncated"):
+        build_classification_data(folder, None, None, "")
+    cut.unlink()
     (tmp_path / "val" / "dog" / "b.jpg").write_bytes(b"not an image")
-    with pytest.raises(UserError, match=r"^1 file\(s\) under .* do not open as images \(first: .*val/dog/b\.jpg\)"):
+    with pytest.raises(UserError, match=r"^1 file\(s\) under .* do not decode as images \(first: .*val/dog/b\.jpg, "):
         build_classification_data(folder, None, None, "")
     # the tool, in this process: one line, exit 2, nothing trained
     spec = importlib.util.spec_from_file_location("finetune_tool", os.path.join(REPO, "tools", "finetune.py"))
@@ -117,8 +126,9 @@ def test_a_file_that_is_no_image_in_ones_class_folders_is_one_line_before_traini
         tool.main([os.path.join(REPO, "configs", "finetune", "toy.py"), "data.dataset=folder", f"data.path={tmp_path}",
                    *MICRO, "--output-dir", str(tmp_path / "run")])
     assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        f"error: 1 file(s) under {str(tmp_path)!r} do not open as images (first: {tmp_path / 'val' / 'dog' / 'b.jpg'});"
-        " remove or replace them"]
+        f"error: 1 file(s) under {str(tmp_path)!r} do not decode as images (first: {tmp_path / 'val' / 'dog' / 'b.jpg'}, "
+        f"UnidentifiedImageError: cannot identify image file {str(tmp_path / 'val' / 'dog' / 'b.jpg')!r}); remove or "
+        "replace them"]
     assert not any((tmp_path / "run" / name).exists() for name in ("checkpoints/last.pth", "metrics.json"))
 
 

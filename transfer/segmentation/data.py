@@ -14,7 +14,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from asl.cli import UserError
-from asl.data.images import IMAGE_EXTENSIONS
+from asl.data.images import IMAGE_EXTENSIONS, decode_images
 from asl.data.toy import BACKGROUND, CLASSES, ensure_toy_scenes
 
 TOY_CLASSES = ("background",) + CLASSES
@@ -147,25 +147,26 @@ def _image_suffix(folder: str) -> str:
 def check_label_maps(images: str, labels: str, num_classes: int, ignore_index: int, reduce_zero_label: bool,
                      img_suffix: str, seg_suffix: str = ".png") -> int:
     """Every image of `images` has a label map in `labels` of its size whose values are classes (after the zero
-    reduction) or the ignore index: one line naming the first file that is not. Returns the number of pairs."""
+    reduction) or the ignore index, every image decoded in full (a file cut short too): one line naming the first
+    file that is not. Returns the number of pairs."""
     import numpy as np
     from PIL import Image
 
-    pairs = 0
-    for name in sorted(os.listdir(images)):
-        if not name.endswith(img_suffix):
-            continue
-        stem = name[:-len(img_suffix)]
-        label_path = os.path.join(labels, stem + seg_suffix)
+    names = sorted(name for name in os.listdir(images) if name.endswith(img_suffix))
+    label_paths = [os.path.join(labels, name[:-len(img_suffix)] + seg_suffix) for name in names]
+    for name, label_path in zip(names, label_paths):
         if not os.path.exists(label_path):
             raise UserError(f"{os.path.join(images, name)} has no label map {label_path}")
+    decoded = decode_images([os.path.join(images, name) for name in names])
+    for name, label_path, (size, err) in zip(names, label_paths, decoded):
+        if err:
+            raise UserError(f"cannot read {os.path.join(images, name)} ({err})")
         try:
-            with Image.open(os.path.join(images, name)) as im:
-                size = im.size
             with Image.open(label_path) as lm:
                 label = np.asarray(lm)
         except OSError as err:
-            raise UserError(f"cannot read {os.path.join(images, name)} or its label map ({err})") from None
+            raise UserError(f"cannot read {label_path}, the label map of {os.path.join(images, name)} "
+                            f"({err})") from None
         if label.ndim != 2 or (label.shape[1], label.shape[0]) != size:
             raise UserError(f"{label_path} is {label.shape[1]}x{label.shape[0]}"
                             f"{'' if label.ndim == 2 else ' with several channels'}, its image {name} is "
@@ -178,10 +179,9 @@ def check_label_maps(images: str, labels: str, num_classes: int, ignore_index: i
             raise UserError(f"{label_path} holds label {int(bad[0])}, beyond the {num_classes} classes"
                             f"{' (0 is ignored, 1 is the first class)' if reduce_zero_label else ''} and not the "
                             f"ignore index {ignore_index}")
-        pairs += 1
-    if not pairs:
+    if not names:
         raise UserError(f"{images} holds no {img_suffix} images")
-    return pairs
+    return len(names)
 
 
 def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255, reduce_zero_label: bool = False):

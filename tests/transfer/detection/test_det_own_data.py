@@ -61,11 +61,23 @@ def _break(folder, change):
 
 def _unreadable(data, folder):
     """A copy of the train images in which the first image is not an image."""
+    _copy_images(data, folder)[0].write_bytes(b"not an image")
+
+
+def _cut_short(data, folder):
+    """A copy of the train images in which the first image is cut short: its header still opens."""
+    from PIL import Image
+
+    first = _copy_images(data, folder)[0]
+    first.write_bytes(first.read_bytes()[:len(first.read_bytes()) // 2])
+    assert Image.open(first).size == (data["images"][0]["width"], data["images"][0]["height"])
+
+
+def _copy_images(data, folder):
     import shutil
 
-    images = folder / "images"
-    shutil.copytree(data["_images"], images)
-    (images / data["images"][0]["file_name"]).write_bytes(b"not an image")
+    shutil.copytree(data["_images"], folder / "images")
+    return [folder / "images" / img["file_name"] for img in data["images"]]
 
 
 BAD = {
@@ -77,7 +89,8 @@ BAD = {
     "zero-area box": (lambda d, f: d["annotations"][0].update(bbox=[1, 1, 5, 0]), r"bbox \[1, 1, 5, 0\] of zero area"),
     "empty annotation file": (None, r"train.json is not valid JSON"),
     "image of another size": (lambda d, f: d["images"][0].update(width=65), r"is 64x64, .*train.json says 65x64"),
-    "unreadable image": (_unreadable, r"cannot be read"),
+    "unreadable image": (_unreadable, r"cannot be read \(UnidentifiedImageError"),
+    "image cut short": (_cut_short, r"cannot be read \(OSError: image file is truncated"),
 }
 
 
@@ -88,8 +101,8 @@ def test_bad_input_is_one_line_naming_the_file_before_training(small_root, tmp_p
     folder = tmp_path / "foreign"
     if change is None:
         (folder / "train.json").write_text("")
-    elif change is _unreadable:
-        _break(folder, lambda d, f: _unreadable({**d, "_images": args[3]}, f))
+    elif change in (_unreadable, _cut_short):
+        _break(folder, lambda d, f: change({**d, "_images": args[3]}, f))
         args[3] = str(folder / "images")
     else:
         _break(folder, change)

@@ -61,10 +61,15 @@ def test_bad_label_maps_are_one_line_errors_naming_the_file(toy_root, tmp_path, 
                                                              "--work-dir", tmp_path / "d")
     Image.fromarray(np.asarray(original)).save(first)  # repaired
     image = sorted((tmp_path / "own" / "val_images").iterdir())[0]
-    image.write_bytes(b"not an image")
+    whole = image.read_bytes()
+    image.write_bytes(whole[:len(whole) // 2])  # cut short: the header still opens, the pixels do not decode
+    assert Image.open(image).size == original.size
     message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "e")
-    assert "cannot read" in message and str(image) in message
-    assert not any((tmp_path / d).exists() for d in "abcde")  # refused before anything was written
+    assert message.startswith(f"error: cannot read {image} (OSError: image file is truncated")
+    image.write_bytes(b"not an image")
+    message = user_error(capsys, TINY_CONFIG, *args, "--classes", CLASSES, "--work-dir", tmp_path / "f")
+    assert message.startswith(f"error: cannot read {image} (UnidentifiedImageError")
+    assert not any((tmp_path / d).exists() for d in "abcdef")  # refused before anything was written
 
 
 def test_classes_from_a_file_the_ignore_index_and_the_zero_reduction(tmp_path):
