@@ -151,6 +151,26 @@ def test_sigterm_saves_at_a_step_boundary_exits_75_and_the_resumed_run_is_exact(
     assert max_difference(weights(tmp_path / "ref"), weights(run_dir)) <= 1e-6
 
 
+def test_a_single_process_stops_at_the_step_the_signal_arrives_in_whatever_stop_check_every(toy_root, tmp_path,
+                                                                                             monkeypatch):
+    """docs/cluster.md: one process checks the stop signal at every step; runtime.stop_check_every (here 10)
+    only spaces out the agreement of several. SIGUSR1 arrives during step 3 of 12: the run saves step 3."""
+    from asl.engine.runtime import Session
+    from asl.signals import Preempted
+
+    check = Session.stop_requested
+
+    def signal_in_step_3(session, step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return check(session, step)
+
+    monkeypatch.setattr(Session, "stop_requested", signal_in_step_3)
+    with pytest.raises(Preempted):
+        run_pretrain(pretrain_cfg(toy_root, "optim.epochs=4", "runtime.stop_check_every=10"), str(tmp_path / "run"))
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pth", weights_only=True)["iteration"] == 3
+
+
 # ---------------------------------------------------------------------------------------- run-directory guard
 def test_a_new_run_into_a_used_directory_refuses_and_leaves_the_checkpoint_alone(toy_root, tmp_path):
     run_pretrain(pretrain_cfg(toy_root, "optim.epochs=1", "runtime.tensorboard=True"), str(tmp_path))
