@@ -66,3 +66,54 @@ def test_a_stop_signal_to_the_launching_tool_saves_and_exits_75(small_root, tmp_
     saved = (out / "last_checkpoint").read_text()
     assert read_checkpoint(out / saved)["iteration"] >= 2 and not (out / "metrics.json").exists()
     assert "preempted" in output
+
+
+@pytest.mark.slow  # two detectron2 processes started as SLURM tasks, each with a loader worker, signalled, resumed
+def test_two_slurm_tasks_join_one_group_and_sigusr1_to_every_process_of_the_step_saves_both_and_exits_75(
+        small_root, tmp_path):
+    """docs/cluster.md: under srun each process joins the group itself (no --num-gpus). SLURM's SIGUSR1 reaches
+    every process of the step, loader workers included: the workers ignore it, both ranks save the iteration they
+    agree on and exit 75, and the pair resumed from it finishes the run with one metrics.json."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out, iters = tmp_path / "run", 40
+    cmd = [sys.executable, os.path.join(REPO, "tools", "train_det.py"), TOY, "--data-root", str(small_root),
+           "--output-dir", str(out), *TINY, *FAST, f"train.max_iter={iters}", "train.checkpointer.period=100000",
+           "dataloader.train.total_batch_size=4", "dataloader.train.num_workers=1"]
+
+    def task(rank, console, *extra):
+        env = dict(os.environ, OMP_NUM_THREADS="1", SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank),
+                   SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2", SLURM_STEP_ID="0", SLURM_NODELIST="localhost",
+                   MASTER_PORT=str(port), ASL_DIST_TIMEOUT="120")
+        # a session of its own: os.killpg then signals the task and its loader worker, as SLURM signals a step
+        return subprocess.Popen([*cmd, *extra], env=env, stdout=console, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True)
+
+    consoles = [tmp_path / f"rank{r}.txt" for r in (0, 1)]
+    sinks = [open(c, "w") for c in consoles]
+    tasks = [task(r, sinks[r]) for r in (0, 1)]
+    deadline = time.time() + 300
+    while " iter: 2 " not in consoles[0].read_text() and all(t.poll() is None for t in tasks) and time.time() < deadline:
+        time.sleep(0.2)
+    for t in tasks:
+        os.killpg(t.pid, signal.SIGUSR1)
+    codes = [t.wait(timeout=300) for t in tasks]
+    logs = [c.read_text() for c in consoles]
+    assert codes == [75, 75], logs[0][-3000:] + logs[1][-3000:]
+    assert "World size: 2" in logs[0] and "preempted: SIGUSR1 received" in logs[0]
+    assert not any("Traceback" in log or "DataLoader worker" in log for log in logs), logs
+    saved = read_checkpoint(out / (out / "last_checkpoint").read_text())["iteration"]
+    assert 2 <= saved < iters - 1 and not (out / "metrics.json").exists()
+    for sink in sinks:
+        sink.close()
+    sinks = [open(c, "w") for c in consoles]
+    tasks = [task(r, sinks[r], "--resume") for r in (0, 1)]
+    codes = [t.wait(timeout=300) for t in tasks]
+    logs = [c.read_text() for c in consoles]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    for sink in sinks:
+        sink.close()
+    assert "resuming from" in logs[0] and json.loads((out / "metrics.json").read_text())["iterations"] == iters
