@@ -125,10 +125,10 @@ def test_a_file_that_is_no_image_in_ones_class_folders_is_one_line_before_traini
     with pytest.raises(SystemExit) as stop:
         tool.main([os.path.join(REPO, "configs", "finetune", "toy.py"), "data.dataset=folder", f"data.path={tmp_path}",
                    *MICRO, "--output-dir", str(tmp_path / "run")])
+    bad = tmp_path / "val" / "dog" / "b.jpg"
     assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines() == [
-        f"error: 1 file(s) under {str(tmp_path)!r} do not decode as images (first: {tmp_path / 'val' / 'dog' / 'b.jpg'}, "
-        f"UnidentifiedImageError: cannot identify image file {str(tmp_path / 'val' / 'dog' / 'b.jpg')!r}); remove or "
-        "replace them"]
+        f"error: 1 file(s) under {str(tmp_path)!r} do not decode as images (first: {bad}, UnidentifiedImageError: "
+        f"cannot identify image file {str(bad)!r}); remove or replace them"]
     assert not any((tmp_path / "run" / name).exists() for name in ("checkpoints/last.pth", "metrics.json"))
 
 

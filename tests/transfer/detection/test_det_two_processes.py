@@ -96,7 +96,8 @@ def test_two_slurm_tasks_join_one_group_and_sigusr1_to_every_process_of_the_step
     sinks = [open(c, "w") for c in consoles]
     tasks = [task(r, sinks[r]) for r in (0, 1)]
     deadline = time.time() + 300
-    while " iter: 2 " not in consoles[0].read_text() and all(t.poll() is None for t in tasks) and time.time() < deadline:
+    while " iter: 2 " not in consoles[0].read_text() and all(t.poll() is None for t in tasks) and \
+            time.time() < deadline:
         time.sleep(0.2)
     for t in tasks:
         os.killpg(t.pid, signal.SIGUSR1)
