@@ -56,6 +56,7 @@ def tiny(cfg, paths):
         "'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0', 'train_dataloader.batch_size=2']"])
 
 
+@pytest.mark.slow  # a minute: the whole chain (pretraining to the table) on own sets given by paths
 def test_own_sets_from_pretraining_to_the_table_by_paths(toy_root, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cfg = tiny(load_config(os.path.join(REPO, "configs", "pipeline", "own_data.py")),
