@@ -18,8 +18,8 @@ test: install
 	@$(PY) -m ruff check .
 	@$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-# The slow tests other than the demo: the real ViT-B / ViT-L configs on full-size scenes and the torchrun launches
-# of the accumulation and shard-split tests (.ci/run runs them)
+# The slow tests other than the demo (.ci/run runs them): the real ViT-B / ViT-L configs on full-size scenes, the
+# torchrun and SLURM-style launches, the stop-signal tests with several processes, the own-data chain
 test-slow: install
 	@$(PY) -m pytest -q -m slow --ignore tests/test_demo.py $(PYTEST_ARGS) tests
 
