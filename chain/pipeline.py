@@ -282,18 +282,25 @@ class Pipeline:
     def toy_root(self):
         return os.path.join(self.data_root or dataset_root(), "toy_scenes")
 
+    @property
+    def probe_toy_root(self):
+        from asl.data.toy import PROBE_FOLDER
+
+        return os.path.join(self.data_root or dataset_root(), PROBE_FOLDER)
+
     def pretrained(self, method):
         return self.path("pretrain", method, "checkpoints", "last.pth")
 
     def stage_data(self):
-        toy = self.cfg.get("toy")
-        if toy:
-            from asl.data.toy import ensure_toy_scenes
+        """The toy scenes (`toy`) and the probes' labeled toy scenes (`probe_toy`), each generated once here rather
+        than by the stages starting together."""
+        for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root)):
+            if self.cfg.get(key):
+                from asl.data.toy import ensure_toy_scenes
 
-            root = self.toy_root
-            meta = ensure_toy_scenes(root, require_match=True, **toy)
-            print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
-                  f"train / {meta['num_val']} val labeled", flush=True)
+                meta = ensure_toy_scenes(root, require_match=True, **self.cfg[key])
+                print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
+                      f"train / {meta['num_val']} val labeled", flush=True)
 
     def seed_override(self, key: str) -> list:
         """`key=seed` when the config sets `seed` (every stage's training seed, e.g. seed=1 on the command line),
@@ -367,13 +374,14 @@ class Pipeline:
         files = [f for f in files if os.path.exists(f)]
         if not files:
             raise UserError(f"no transfer results under {self.work_dir} yet; run the transfer stages first")
-        chance = None
-        if self.cfg.get("toy") and os.path.isdir(os.path.join(self.toy_root, "coco")):
-            from asl.data.toy import chance_levels
+        chance = {}
+        for key, root, prefix in (("toy", self.toy_root, ""), ("probe_toy", self.probe_toy_root, "probe_")):
+            if self.cfg.get(key) and os.path.isdir(os.path.join(root, "coco")):
+                from asl.data.toy import chance_levels
 
-            chance = chance_levels(self.toy_root)
-        elif self.cfg.get("toy"):  # the table of runs made elsewhere: without the scenes there is no chance row
-            print(f"[pipeline] no toy scenes under {self.toy_root}: the table has no chance row", flush=True)
+                chance.update({prefix + k: v for k, v in chance_levels(root).items()})
+            elif self.cfg.get(key):  # the table of runs made elsewhere: without the scenes there is no chance row
+                print(f"[pipeline] no toy scenes under {root}: the table's chance row leaves them out", flush=True)
         columns = [(name, *column) for name, task in self.tasks.items() for column in task.columns]
         paths = write_table(collect(files, columns), self.path("results", "results"), columns,
                             self.cfg.get("title", ""), chance, self.budget_lines())
@@ -423,6 +431,11 @@ class Pipeline:
             lines.append(f"data: toy scenes (generator seed {toy['seed']}, {toy['size']} px): "
                          f"{toy['num_unlabeled']:,} unlabeled for pretraining, {toy['num_train']} train / "
                          f"{toy['num_val']} val labeled scenes; every number is on the val scenes")
+        probe_toy = self.cfg.get("probe_toy")
+        if toy and probe_toy and "probe" in self.tasks:
+            lines.append(f"frozen-feature probes: their own {probe_toy['num_train']:,} train / "
+                         f"{probe_toy['num_val']:,} val labeled toy scenes (the first {toy['num_train']} / "
+                         f"{toy['num_val']} are the ones above)")
         seeds.discard(None)
         if seeds:
             lines.append(f"training seed: {', '.join(str(s) for s in sorted(seeds))} (one run per cell)")

@@ -293,3 +293,35 @@ def test_force_redoes_the_named_stage_only_and_a_rerun_reuses_it(tmp_path):
     Pipeline(cfg, str(tmp_path), force=True).run(["dummy", "table"])
     assert runs("asl") == runs("random") == ["resume", "force"]
     assert os.path.getsize(pipe.pretrained("asl")) == 0  # pretraining, not named, untouched
+
+
+def test_the_data_stage_makes_the_probes_own_set_and_their_columns_chance_comes_from_it(tmp_path, capsys):
+    """configs/pipeline/toy.py: `probe_toy` is generated beside `toy` by the data stage; the probe columns' chance
+    row is the majority object class and all-background mIoU of that set, the other columns' of `toy`."""
+    from asl.data.toy import PROBE_FOLDER, chance_levels
+
+    toy = dict(num_unlabeled=2, num_train=3, num_val=4, size=32, seed=0)
+    probe_toy = dict(toy, num_unlabeled=0, num_train=5, num_val=9)
+    cfg = dict(CFG, toy=toy, probe_toy=probe_toy, tasks=[*BUILTIN], probe=dict(config="unused.py"))
+    pipe = Pipeline(cfg, str(tmp_path / "run"), data_root=str(tmp_path / "data"))
+    pipe.run(["data"])
+    assert sorted(os.listdir(tmp_path / "data")) == sorted(["toy_scenes", PROBE_FOLDER])
+    meta = json.loads((tmp_path / "data" / PROBE_FOLDER / "meta.json").read_text())
+    assert (meta["num_unlabeled"], meta["num_train"], meta["num_val"]) == (0, 5, 9)
+    probe_config = tmp_path / "probe_config.json"  # what the probes' budget line reads
+    probe_config.write_text(json.dumps({"probe": {"knn": {"k": 20}, "linear": {"epochs": 100},
+                                                  "dense_fit": {"epochs": 8}}}))
+    for method in ("asl", "random"):
+        path = pipe.path("probe", method, "metrics.json")
+        _write(path, "probe", method, knn_top1=50.0, linear_top1=60.0, dense_mIoU=30.0)
+        record = json.loads(open(path).read())
+        with open(path, "w") as f:
+            json.dump(dict(record, config=str(probe_config)), f)
+        _write(pipe.path("linprobe", method, "metrics.json"), "linprobe", method, top1=55.0)
+    pipe.run(["table"])
+    chance = json.loads(open(pipe.path("results", "results.json")).read())["chance"]
+    probes, scenes = chance_levels(str(tmp_path / "data" / PROBE_FOLDER)), chance_levels(str(tmp_path / "data" /
+                                                                                             "toy_scenes"))
+    assert chance == {"kNN top-1": probes["objects_top1"], "linear top-1": probes["objects_top1"],
+                      "dense mIoU": probes["mIoU"], "LP top-1": scenes["top1"]}
+    assert "frozen-feature probes: their own 5 train / 9 val labeled toy scenes" in capsys.readouterr().out

@@ -31,6 +31,13 @@ MIN_VISIBLE_PIXELS = 12
 # generator itself read them here.
 TOY_SCENES = dict(num_unlabeled=2000, num_train=400, num_val=300, size=64, seed=0, radius=[0.15, 0.35],
                   max_objects=3, backgrounds="smooth", rotate=False)
+# The frozen-feature probes' labeled scenes (configs/probe/toy.py), in a folder of their own beside TOY_SCENES':
+# the same generator with many more labeled scenes and no unlabeled ones. A probe fits a linear head or nothing,
+# so labels cost it seconds, and with 400 / 300 scenes its measures were label-starved and noisy; the transfers
+# that train the encoder keep TOY_SCENES' 400 / 300 (docs/toy.md, step 5). The first 400 train and 300 val scenes
+# are TOY_SCENES' (a scene depends on its split and index only).
+PROBE_SCENES = dict(TOY_SCENES, num_unlabeled=0, num_train=6400, num_val=1200)
+PROBE_FOLDER = "toy_probe_scenes"
 # what make_scene takes besides (seed, split, index)
 SCENE_KEYS = ("size", "radius", "max_objects", "backgrounds", "rotate")
 

@@ -42,7 +42,7 @@ class ProbeData:
     def __init__(self, pcfg: dict, img_size: int, patch_size: int):
         root, workers, batch = dataset_root(), pcfg["num_workers"], pcfg["batch_size"]
         toy = pcfg.get("toy")
-        toy_root = os.path.join(root, "toy_scenes")
+        toy_root = os.path.join(root, pcfg.get("toy_folder") or "toy_scenes")
         if toy is not None:
             ensure_toy_scenes(toy_root, **toy)
         o, c = pcfg.get("objects"), pcfg.get("classification")
@@ -81,16 +81,26 @@ def measure(encoder, data: ProbeData, pcfg: dict, seed: int = 0) -> dict:
     """kNN top-1, linear top-1 and dense-probe mIoU of a frozen encoder (percent), and the dense per-class IoU."""
     batch = pcfg["batch_size"]
     was_training = encoder.training
+    encoded = []
+
+    def tokens(images):
+        """The patch tokens of `images`, each set encoded once (the toy's object and dense splits are the same
+        scenes)."""
+        for seen, grid in encoded:
+            if seen.shape == images.shape and torch.equal(seen, images):
+                return grid
+        encoded.append((images, encode(encoder, images, batch, tokens=True)["grid"]))
+        return encoded[-1][1]
+
     if data.objects:
-        train, val = (pool_objects(encode(encoder, s.images, batch, tokens=True)["grid"], s.weights, s.owner)
-                      for s in data.objects.values())
+        train, val = (pool_objects(tokens(s.images), s.weights, s.owner) for s in data.objects.values())
     else:
         train, val = (encode(encoder, x, batch)["image"] for x in (data.cls_train[0], data.cls_val[0]))
     k = len(data.classes)
     metrics = {"knn_top1": knn_top1(train, data.cls_train[1], val, data.cls_val[1], k, **pcfg["knn"]),
                "linear_top1": linear_top1(train, data.cls_train[1], val, data.cls_val[1], k, seed=seed,
                                           **pcfg["linear"])}
-    grids = [encode(encoder, x, batch, tokens=True)["grid"] for x in (data.dense_train[0], data.dense_val[0])]
+    grids = [tokens(x) for x in (data.dense_train[0], data.dense_val[0])]
     per_class, metrics["dense_mIoU"] = dense_miou(grids[0], data.dense_train[1], grids[1], data.dense_val[1],
                                                   data.num_classes, data.ignore_index, seed=seed, **pcfg["dense_fit"])
     encoder.train(was_training)

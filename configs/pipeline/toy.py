@@ -4,7 +4,7 @@
 # train briefly and show the chain, not a ranking. Measured numbers: docs/results.md; the toy's design: docs/toy.md.
 import os
 
-from asl.data.toy import TOY_SCENES
+from asl.data.toy import PROBE_SCENES, TOY_SCENES
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -14,6 +14,7 @@ cfg = dict(
     jobs=2,  # two one-thread steps at once: more work per second from 2 cores than one two-thread step
     seed=None,  # every stage's training seed (seed=1 on the command line); None: each config's own (0)
     toy=dict(TOY_SCENES),
+    probe_toy=dict(PROBE_SCENES),  # the frozen-feature probes' labeled scenes (configs/probe/toy.py)
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["runtime.tensorboard=False"]),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),

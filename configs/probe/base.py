@@ -12,6 +12,7 @@ cfg = dict(
         dense=dict(name="ade20k", path="{datasets}/ADEChallengeData2016", num_classes=150, ignore_index=255,
                    reduce_zero_label=True, max_train=None, max_val=None),
         toy=None,  # the toy scenes' generator arguments, when the data is the toy scenes
+        toy_folder="toy_scenes",  # where under the dataset root the toy scenes are (generated there if absent)
         knn=dict(k=20, temperature=0.07),
         linear=dict(epochs=100, lr=1e-3, weight_decay=0.05, batch_size=256),
         dense_fit=dict(epochs=30, lr=1e-2, weight_decay=1e-4, batch_size=16),

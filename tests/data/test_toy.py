@@ -261,4 +261,6 @@ def test_every_toolkit_loop_generates_the_toy_scenes_where_they_are_absent(tmp_p
         else:
             pcfg = dict(load_config("configs/probe/toy.py")["probe"], toy=small)
             assert len(ProbeData(pcfg, img_size=32, patch_size=8).dense_val[0]) == 6  # the 6 val scenes
-        assert json.loads((tmp_path / name / "toy_scenes" / "meta.json").read_text())["num_unlabeled"] == 5
+        folder = "toy_probe_scenes" if name == "probe" else "toy_scenes"  # the probes' own labeled set
+        assert os.listdir(tmp_path / name) == [folder]
+        assert json.loads((tmp_path / name / folder / "meta.json").read_text())["num_unlabeled"] == 5

@@ -15,7 +15,8 @@ def probe_budget(record: dict) -> str:
 
 TASKS = [Task(
     name="probe", title="frozen-feature probes", tool="tools.probe", init="checkpoint",
-    columns=[("knn_top1", "kNN top-1", "objects_top1"), ("linear_top1", "linear top-1", "objects_top1"),
-             ("dense_mIoU", "dense mIoU", "mIoU")],
+    # chance: of the probes' own labeled toy scenes (the pipeline's `probe_toy`)
+    columns=[("knn_top1", "kNN top-1", "probe_objects_top1"), ("linear_top1", "linear top-1", "probe_objects_top1"),
+             ("dense_mIoU", "dense mIoU", "probe_mIoU")],
     seed_key="runtime.seed", seed_of=json_seed, toy_config="configs/probe/toy.py", budget_of=probe_budget,
 )]
