@@ -135,9 +135,13 @@ def dense_miou(train_grid, train_maps, test_grid, test_maps, num_classes: int, i
     return iou.tolist(), miou
 
 
-def pool_objects(grid: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+def pool_objects(grid: torch.Tensor, weights: torch.Tensor, owner: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Object features (M, C): the patch tokens of each object's image (`grid` (N, C, h, w), image `owner`)
-    averaged with the fraction of each token the object covers (`weights` (M, h * w))."""
-    tokens = grid.flatten(2).float()[owner]  # (M, C, T)
-    weights = weights.float()
-    return (tokens * weights[:, None]).sum(2) / weights.sum(1, keepdim=True)
+    averaged with the fraction of each token the object covers (`weights` (M, h * w)); `chunk` objects at a time,
+    so that the (objects, C, tokens) product never holds all of them."""
+    out = []
+    for start in range(0, len(owner), chunk):
+        tokens = grid.flatten(2)[owner[start:start + chunk]].float()  # (chunk, C, T)
+        w = weights[start:start + chunk].float()
+        out.append((tokens * w[:, None]).sum(2) / w.sum(1, keepdim=True))
+    return torch.cat(out) if out else grid.new_zeros(0, grid.shape[1]).float()

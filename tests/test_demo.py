@@ -1,12 +1,12 @@
 """`make demo` from a fresh clone, as a new user runs it (slow; `.ci/run` runs it after the default suite): the whole
 toy chain ends green within its budgets (stages 15 minutes of wall time, no process above 4 GiB) with the results
 table, every number of which is the value in the metrics.json it names, the probes' and the transfer's columns
-for every initialisation, the reconstruction figures, and the evidence docs/results.md reports for seed 0, with a
-margin: both pretrained encoders at least 10 points above random weights in the object probes' linear top-1, 4 in
-kNN top-1 and 5 in dense mIoU (the toy's goal of +10 in all three is not met: docs/toy.md); in linear probing
-ASL +10 and MAE +5 over random weights; in fine-tuning ASL +5; in Mask R-CNN ASL with detections (box AP >= 1)
-and ahead of random weights. UperNet's column is reported, not asserted: at the demo's 200 iterations its gain
-over random weights is within the seeds' spread (docs/results.md)."""
+for every initialisation, the reconstruction figures, and the toy's goals where docs/results.md shows seed 0
+meeting them: both pretrained encoders at least 10 points above random weights in the object probes' kNN and
+linear top-1, and ASL 10 in dense mIoU (MAE: 7; its +10 is not met, docs/toy.md); in linear probing ASL +10 and
+MAE +5 over random weights; in fine-tuning ASL +5; in Mask R-CNN ASL with detections (box AP >= 1) and ahead of
+random weights. UperNet's column is reported, not asserted: at the demo's 200 iterations its gain over random
+weights is within the seeds' spread (docs/results.md)."""
 import json
 import os
 import resource
@@ -60,7 +60,8 @@ def check_demo(work, stdout: str, peak_gib: float):
     random = value["random"]
     for method in ("asl", "mae"):
         gains = {label: round(value[method][label] - random[label], 1) for label in random}
-        assert gains["linear top-1"] >= 10 and gains["kNN top-1"] >= 4 and gains["dense mIoU"] >= 5, (method, gains)
+        assert gains["linear top-1"] >= 10 and gains["kNN top-1"] >= 10, (method, gains)
+        assert gains["dense mIoU"] >= (10 if method == "asl" else 7), (method, gains)
         assert gains["LP top-1"] >= (10 if method == "asl" else 5), (method, gains)
     assert value["asl"]["FT top-1"] >= random["FT top-1"] + 5, (value["asl"], random)
     assert value["asl"]["box AP"] >= max(1.0, random["box AP"]), (value["asl"], random)

@@ -56,8 +56,9 @@ def test_token_coverage_labels_and_skips(coco_set):
 def test_pooled_features_are_coverage_weighted_token_means():
     grid = torch.arange(2 * 2 * 4, dtype=torch.float32).view(2, 2, 2, 2)  # image 1's tokens: 8..11 and 12..15
     weights = torch.tensor([[1.0, 0, 0, 0], [0, 0.5, 0, 0.5], [1.0, 0, 1, 0]])
-    pooled = pool_objects(grid, weights, torch.tensor([0, 0, 1]))
-    assert pooled.tolist() == [[0, 4], [2, 6], [9, 13]]
+    for chunk in (1024, 2):  # two objects at a time: the third in a chunk of its own
+        pooled = pool_objects(grid, weights, torch.tensor([0, 0, 1]), chunk=chunk)
+        assert pooled.tolist() == [[0, 4], [2, 6], [9, 13]]
 
 
 @pytest.mark.parametrize("breakage, message", [
