@@ -4,7 +4,7 @@
 Example:
     python tools/make_toy_data.py                       # -> $ASL_DATASETS/toy_scenes (default ./datasets)
     python tools/make_toy_data.py --out /tmp/toy --num-unlabeled 5000 --size 96 --seed 1
-    python tools/make_toy_data.py --out /tmp/big/toy_scenes --size 640 --num-unlabeled 64 --num-train 16 \
+    python tools/make_toy_data.py --out /tmp/big/toy_scenes --size 640 --num-unlabeled 64 --num-train 16 \\
         --num-val 4 --standard-layouts /tmp/big       # full-size stand-ins for COCO and ADE20K
 """
 import argparse
