@@ -315,7 +315,8 @@ class Pipeline:
                          p["configs"][m], *self.fill("pretrain", p.get("overrides", [])),
                          *self.seed_override("runtime.seed"),
                          *self.fill("pretrain", p.get("args", [])), "--output-dir", self.path("pretrain", m)],
-                     self.path("pretrain", m, "metrics.json"), alone=True) for m in self.pretrained_methods]
+                     self.path("pretrain", m, "metrics.json"), alone=p.get("alone", True))
+                for m in self.pretrained_methods]
 
     def steps_visualize(self):
         """Reconstructions of every pretrained model on the same images (config `visualize.images`, default: the

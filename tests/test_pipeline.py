@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from asl.cli import UserError
+from asl.config import load_config
 from asl.data.toy import classification_objects
 from chain.pipeline import Pipeline, Step
 from chain.task import BUILTIN
@@ -153,6 +154,18 @@ def test_a_step_that_runs_alone_shares_no_time_and_keeps_every_core(tmp_path, mo
     a, solo, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "alone", "b"))
     assert solo["start"] >= a["end"] and b["start"] >= solo["end"]  # nothing ran beside it
     assert solo["threads"] is None and a["threads"] == "1"
+
+
+def test_pretraining_runs_alone_unless_the_config_says_otherwise():
+    """Pretraining steps run alone with every core by default; `pretrain.alone=False` (the toy chain) lets ASL's
+    and MAE's run at once, one thread each."""
+    base = dict(CFG, pretrain=dict(configs=dict(asl="a.py", mae="m.py")), inits=["asl", "mae", "random"])
+    assert [s.alone for s in Pipeline(base, "unused").steps_pretrain()] == [True, True]
+    shared = dict(base, pretrain=dict(base["pretrain"], alone=False))
+    assert [s.alone for s in Pipeline(shared, "unused").steps_pretrain()] == [False, False]
+    toy = load_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                                   "pipeline", "toy.py"))
+    assert toy["pretrain"]["alone"] is False and toy["jobs"] == 2
 
 
 def test_one_at_a_time_keeps_the_order(tmp_path):

@@ -1,4 +1,4 @@
-# The toy chain of `make demo`: everything small enough for a CPU (two steps at once, pretraining alone).
+# The toy chain of `make demo`: everything small enough for a CPU (two one-thread steps at once).
 # Budgets are equal for every initialisation: ASL and MAE pretrain for the same 25 epochs (most of the time); the
 # frozen-feature probes measure the encoders as they are; linear probing, fine-tuning, UperNet and Mask R-CNN
 # train briefly and show the chain, not a ranking. Measured numbers: docs/results.md; the toy's design: docs/toy.md.
@@ -15,8 +15,10 @@ cfg = dict(
     seed=None,  # every stage's training seed (seed=1 on the command line); None: each config's own (0)
     toy=dict(TOY_SCENES),
     probe_toy=dict(PROBE_SCENES),  # the frozen-feature probes' labeled scenes (configs/probe/toy.py)
+    # ASL and MAE pretrain at once, one thread each (not alone with both, the default): the toy's small steps gain
+    # little from a second thread, and once MAE is done the random initialisation's transfers take its core
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
-                  overrides=["runtime.tensorboard=False"]),
+                  overrides=["runtime.tensorboard=False"], alone=False),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
                    overrides=["train.max_iter=300", "train.eval_period=300"]),
