@@ -91,7 +91,7 @@ def build_classification_data(data_cfg: dict, train_transform, val_transform, da
         classes = imagenet100_classes() if kind == "imagenet100" else None
         train, names = class_folder_samples(os.path.join(root, "train"), classes)
         val, _ = class_folder_samples(os.path.join(root, "val"), names)
-        if kind == "folder":  # a user's own set (ImageNet's million files are not opened twice)
+        if kind == "folder":  # a user's own set (ImageNet's million files are not decoded ahead)
             check_images_decode(train + val, root)
         return LabeledImages(train, train_transform), LabeledImages(val, val_transform), names, kind
     raise UserError(f"data.dataset must be toy, imagenet100, folder, cifar10 or cifar100, got {kind!r}")

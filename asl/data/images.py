@@ -94,7 +94,7 @@ def _decode(path: str):
         with Image.open(path) as img:
             img.load()
             return img.size, None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         return None, f"{type(err).__name__}: {err}"
 
 

@@ -3,7 +3,9 @@ torch.distributed only rank 0 walks the folder (OpenImages: 1.7 M files); an err
 import json
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from asl.data import images
 from asl.data.images import list_images
@@ -53,6 +55,9 @@ WORKER = """
 import json, os, sys
 import torch.distributed as dist
 from asl.cli import UserError
+import numpy as np
+from PIL import Image
+
 from asl.data import images
 rank, world_size, store, root, cache = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
 dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world_size)
@@ -85,3 +90,21 @@ def test_only_rank_0_walks_the_folder_and_errors_reach_every_rank(tmp_path):
     missing = _run_ranks(tmp_path, tmp_path / "absent", tmp_path / "absent.json")
     assert [r.get("error") for r in missing] == [missing[0]["error"]] * 2  # rank 1 does not wait forever
     assert "does not exist" in missing[0]["error"]
+
+
+@pytest.mark.parametrize("max_pixels, error", [(10**6, None), (200, "DecompressionBombWarning"),
+                                               (100, "DecompressionBombError")])
+def test_decode_images_names_what_stops_each_file(tmp_path, monkeypatch, max_pixels, error):
+    """The check of one's own sets: an image cut short fails although its header opens; a decompression bomb
+    (warning or error: 256 pixels over a limit of 200 or 100) is an error for that file, not a crash."""
+    from asl.data.images import decode_images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", max_pixels)
+    good, cut = tmp_path / "good.png", tmp_path / "cut.png"
+    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(good)
+    cut.write_bytes(good.read_bytes()[:300])
+    (size, err_good), (_, err_cut) = decode_images([str(good), str(cut)], threads=2)
+    assert err_cut is not None and err_cut.split(":")[0] == (error or "OSError")
+    assert (size, err_good) == (((16, 16), None) if error is None else (None, err_good))
+    assert error is None or err_good.startswith(error)
