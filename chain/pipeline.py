@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from asl.cli import UserError, dataset_root
 from asl.records import write_json
@@ -293,12 +294,19 @@ class Pipeline:
 
     def stage_data(self):
         """The toy scenes (`toy`) and the probes' labeled toy scenes (`probe_toy`), each generated once here rather
-        than by the stages starting together."""
-        for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root)):
-            if self.cfg.get(key):
-                from asl.data.toy import ensure_toy_scenes
+        than by the stages starting together, the two sets in processes of their own (they take seconds each)."""
+        from concurrent.futures import ProcessPoolExecutor
 
-                meta = ensure_toy_scenes(root, require_match=True, **self.cfg[key])
+        from asl.data.toy import ensure_toy_scenes
+
+        sets = [(root, self.cfg[key]) for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root))
+                if self.cfg.get(key)]
+        if not sets:
+            return
+        with ProcessPoolExecutor(max(1, min(len(sets), self.jobs))) as pool:
+            futures = [pool.submit(partial(ensure_toy_scenes, root, require_match=True, **args)) for root, args in sets]
+            for (root, _), future in zip(sets, futures):
+                meta = future.result()
                 print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                       f"train / {meta['num_val']} val labeled", flush=True)
 

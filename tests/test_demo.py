@@ -5,7 +5,7 @@ for every initialisation, the reconstruction figures, and the toy's goals where 
 meeting them: both pretrained encoders at least 10 points above random weights in the object probes' kNN and
 linear top-1, and ASL 10 in dense mIoU (MAE: 7; its +10 is not met, docs/toy.md); in linear probing ASL +10 and
 MAE +5 over random weights; in fine-tuning ASL +5; in Mask R-CNN ASL with detections (box AP >= 1) and ahead of
-random weights. UperNet's column is reported, not asserted: at the demo's 200 iterations its gain over random
+random weights. UperNet's column is reported, not asserted: at the demo's 160 iterations its gain over random
 weights is within the seeds' spread (docs/results.md)."""
 import json
 import os

@@ -20,10 +20,11 @@ cfg = dict(
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["runtime.tensorboard=False"], alone=False),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
+    # detection and UperNet are the demo's longest transfers: their lengths keep its stages within 15 minutes
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
-                   overrides=["train.max_iter=300", "train.eval_period=300"]),
+                   overrides=["train.max_iter=250", "train.eval_period=250"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
-                      overrides=["train_cfg.max_iters=200"]),
+                      overrides=["train_cfg.max_iters=160"]),
     linprobe=dict(config=f"{CONFIGS}/linprobe/toy.py", overrides=["data.cache_features=True"]),
     finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=10"]),
 )
