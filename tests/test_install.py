@@ -42,7 +42,8 @@ def test_pipeline_runs_from_a_non_editable_install(tmp_path):
     table = run("--stages", "table", "--output-dir", str(work))  # the default config: the installed toy pipeline
     assert table.returncode == 0, table.stderr
     assert "| asl | 61.0 |" in table.stdout and (work / "results" / "results.json").exists()
-    assert f"no toy scenes under {tmp_path / 'no_data' / 'toy_scenes'}: the table has no chance row" in table.stdout
+    assert f"no toy scenes under {tmp_path / 'no_data' / 'toy_scenes'}: the table's chance row leaves them out" \
+        in table.stdout
     located = subprocess.run([python, "-c", "import chain, tools; print(chain.__file__, tools.__file__)"],
                              cwd=tmp_path, env=env, capture_output=True, text=True).stdout
     assert target in located and REPO not in located  # the installed copy, not the clone
