@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from transfer.segmentation.checkpoint import safe_torch_load
@@ -49,6 +50,7 @@ def logged_iterations(work_dir):
     return [r["iter"] for r in map(json.loads, path.read_text().splitlines()) if "loss" in r]
 
 
+@pytest.mark.slow  # half a minute: two mmengine processes started twice
 def test_two_processes_train_and_resume_after_sigterm_to_the_same_weights(tmp_path, toy_root):
     ade = toy_root / "ade"
     whole = tmp_path / "whole"
