@@ -222,6 +222,10 @@ def use_own_label_maps(cfg, paths: dict, classes: list, ignore_index: int = 255,
         if cfg.model.get(head):
             cfg.model[head]["num_classes"] = len(classes)
             cfg.model[head]["ignore_index"] = ignore_index
+            # a config's class weights (the toy's: background down-weighted) belong to its own classes
+            losses = cfg.model[head].get("loss_decode")
+            for loss in losses if isinstance(losses, list) else [losses] if losses else []:
+                loss.pop("class_weight", None)
     for evaluator in ("val_evaluator", "test_evaluator"):
         if cfg.get(evaluator):
             cfg[evaluator]["ignore_index"] = ignore_index

@@ -95,7 +95,7 @@ def test_classes_from_a_file_the_ignore_index_and_the_zero_reduction(tmp_path):
 
 
 def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_the_evaluators(toy_root, tmp_path):
-    """docs/usage.md: the heads get the classes; --ignore-index and --reduce-zero-label reach the heads' losses,
+    """docs/usage.md: the heads get the classes (and lose the toy config's class weights); --ignore-index and --reduce-zero-label reach the heads' losses,
     every split's dataset and LoadAnnotations, and the IoU metric (an ignore index other than 255 too)."""
     from transfer.segmentation.data import use_own_label_maps
     from transfer.segmentation.engine import load_config
@@ -104,9 +104,11 @@ def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_
     paths = {a.lstrip("-").replace("-", "_"): str(b) for a, b in zip(args[::2], args[1::2])}
     for ignore, reduce in ((255, True), (200, False)):
         cfg = load_config(str(TINY_CONFIG))
-        use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=ignore, reduce_zero_label=reduce)
         heads = [cfg.model[h] for h in ("decode_head", "auxiliary_head") if cfg.model.get(h)]
+        assert all(len(head.loss_decode.class_weight) == 5 for head in heads)  # the toy's five classes
+        use_own_label_maps(cfg, paths, CLASSES.split(","), ignore_index=ignore, reduce_zero_label=reduce)
         assert heads and all((head.num_classes, head.ignore_index) == (6, ignore) for head in heads)
+        assert not any("class_weight" in head.loss_decode for head in heads)  # the toy's weights are not theirs
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             dataset = cfg[loader].dataset
             assert (dataset.reduce_zero_label, dataset.ignore_index) == (reduce, ignore)
