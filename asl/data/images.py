@@ -6,6 +6,7 @@ dataset returns None for them and `collate_skip_bad` drops them and counts them,
 import json
 import os
 import random
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from ..cli import UserError
+from ..engine.logger import format_seconds
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -98,16 +100,27 @@ def _decode(path: str):
         return None, f"{type(err).__name__}: {err}"
 
 
-def decode_images(paths, threads: int = None) -> list:
+def decode_images(paths, threads: int = None, progress_every_s: float = 10.0) -> list:
     """[(size (w, h) or None, error or None)] of each path, every image decoded in full: a header alone is read
     by a file cut short too, which would then stop training in the middle of an epoch. The checks of a user's
     own sets (classification folders, COCO-format sets, label-map folders) run this before training; PIL's
-    decoders release the GIL, so the threads decode in parallel."""
+    decoders release the GIL, so the threads decode in parallel. A check longer than `progress_every_s` prints
+    a progress line with its ETA that often (tens of thousands of images take minutes)."""
+    paths = list(paths)
     threads = threads or min(8, os.cpu_count() or 1)
+    results, start = [], time.time()
+    last = start
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(_decode, paths, chunksize=64))
+            for done, result in enumerate(pool.map(_decode, paths, chunksize=64), 1):
+                results.append(result)
+                now = time.time()
+                if now - last >= progress_every_s and done < len(paths):
+                    last, rate = now, done / max(now - start, 1e-9)
+                    print(f"  decoded {done:,} / {len(paths):,} images ({format_seconds(now - start)}, ETA "
+                          f"{format_seconds((len(paths) - done) / rate)})", flush=True)
+    return results
 
 
 def rgb(img: Image.Image) -> Image.Image:

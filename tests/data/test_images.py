@@ -108,3 +108,20 @@ def test_decode_images_names_what_stops_each_file(tmp_path, monkeypatch, max_pix
     assert err_cut is not None and err_cut.split(":")[0] == (error or "OSError")
     assert (size, err_good) == (((16, 16), None) if error is None else (None, err_good))
     assert error is None or err_good.startswith(error)
+
+
+def test_decode_images_reports_progress_with_an_eta_only_when_it_takes_long(tmp_path, capsys):
+    """A user's set of tens of thousands of images is no silent minute: progress lines every `progress_every_s`
+    (here every image, in order, never after the last), none for a check shorter than that."""
+    from asl.data.images import decode_images
+
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(paths[-1])
+    assert [err for _, err in decode_images(paths, threads=1, progress_every_s=0)] == [None] * 3
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0].strip() for line in lines] == ["decoded 1 / 3 images", "decoded 2 / 3 images"]
+    assert all("ETA 0:00:0" in line for line in lines)
+    decode_images(paths, threads=1)
+    assert capsys.readouterr().out == ""
