@@ -4,9 +4,9 @@ table, every number of which is the value in the metrics.json it names, the prob
 for every initialisation, the reconstruction figures, and the toy's goals where docs/results.md shows seed 0
 meeting them: both pretrained encoders at least 10 points above random weights in the object probes' kNN and
 linear top-1, and ASL 10 in dense mIoU (MAE: 7; its +10 is not met, docs/toy.md); in linear probing ASL +10 and
-MAE +5 over random weights; in fine-tuning ASL +5; in Mask R-CNN ASL with detections (box AP >= 1) and ahead of
-random weights. UperNet's column is reported, not asserted: at the demo's 160 iterations its gain over random
-weights is within the seeds' spread (docs/results.md)."""
+MAE +5 over random weights; in fine-tuning ASL +5; in UperNet ASL +2 over random weights and +5 over background
+everywhere; in Mask R-CNN ASL with detections (box AP >= 1) and ahead of random weights (box AP >= 5 for every
+initialisation is not met within the 15 minutes, docs/toy.md)."""
 import json
 import os
 import resource
@@ -64,6 +64,7 @@ def check_demo(work, stdout: str, peak_gib: float):
         assert gains["dense mIoU"] >= (10 if method == "asl" else 7), (method, gains)
         assert gains["LP top-1"] >= (10 if method == "asl" else 5), (method, gains)
     assert value["asl"]["FT top-1"] >= random["FT top-1"] + 5, (value["asl"], random)
+    assert value["asl"]["mIoU"] >= max(random["mIoU"] + 2, results["chance"]["mIoU"] + 5), (value["asl"], random)
     assert value["asl"]["box AP"] >= max(1.0, random["box AP"]), (value["asl"], random)
     markdown = (work / "results" / "results.md").read_text()
     mae = table["mae"]
