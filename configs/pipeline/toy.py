@@ -20,12 +20,12 @@ cfg = dict(
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["runtime.tensorboard=False"], alone=False),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
-    # detection, UperNet and fine-tuning are the demo's longest transfers: their lengths keep its stages within 15
-    # minutes on a slower 2-core machine too (docs/toy.md, step 6)
+    # detection and UperNet are the demo's longest transfers: their lengths keep its stages within 15 minutes on a
+    # slower 2-core machine too (docs/toy.md, step 6)
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
                    overrides=["train.max_iter=200", "train.eval_period=200"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
                       overrides=["train_cfg.max_iters=120"]),
     linprobe=dict(config=f"{CONFIGS}/linprobe/toy.py", overrides=["data.cache_features=True"]),
-    finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=8"]),
+    finetune=dict(config=f"{CONFIGS}/finetune/toy.py", overrides=["optim.epochs=10"]),
 )
