@@ -95,8 +95,9 @@ def test_classes_from_a_file_the_ignore_index_and_the_zero_reduction(tmp_path):
 
 
 def test_the_classes_ignore_index_and_reduction_reach_the_heads_the_loaders_and_the_evaluators(toy_root, tmp_path):
-    """docs/usage.md: the heads get the classes (and lose the toy config's class weights); --ignore-index and --reduce-zero-label reach the heads' losses,
-    every split's dataset and LoadAnnotations, and the IoU metric (an ignore index other than 255 too)."""
+    """docs/usage.md: the heads get the classes (and lose the toy config's class weights); --ignore-index and
+    --reduce-zero-label reach the heads' losses, every split's dataset and LoadAnnotations, and the IoU metric (an
+    ignore index other than 255 too)."""
     from transfer.segmentation.data import use_own_label_maps
     from transfer.segmentation.engine import load_config
 
