@@ -36,8 +36,8 @@ model.proposal_generator.head.in_channels = CHANNELS
 model.proposal_generator.in_features = ["p2", "p3", "p4", "p5"]
 model.proposal_generator.anchor_generator.sizes = [[8], [16], [32], [64]]  # toy objects span 10-45 px
 model.proposal_generator.anchor_generator.strides = [4, 8, 16, 32]
-# (train, test): a toy scene holds at most 3 objects, so 100 proposals at test time are plenty, and the box head
-# on 300 took half of the evaluation's time on a CPU
+# (train, test): a toy scene holds at most 3 objects, so 100 proposals at test time are plenty, and the box head's
+# cost at test time grows with their number (docs/toy.md, step 6)
 model.proposal_generator.pre_nms_topk = (1000, 200)
 model.proposal_generator.post_nms_topk = (500, 100)
 model.roi_heads.num_classes = 4  # disc, square, triangle, ring

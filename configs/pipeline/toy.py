@@ -1,7 +1,7 @@
 # The toy chain of `make demo`: everything small enough for a CPU (two one-thread steps at once).
 # Budgets are equal for every initialisation: ASL and MAE pretrain for the same 25 epochs (most of the time); the
 # frozen-feature probes measure the encoders as they are; linear probing, fine-tuning, UperNet and Mask R-CNN
-# train briefly and show the chain, not a ranking. Measured numbers: docs/results.md; the toy's design: docs/toy.md.
+# train briefly (Mask R-CNN only starts to learn). Measured numbers: docs/results.md; the toy's design: docs/toy.md.
 import os
 
 from asl.data.toy import PROBE_SCENES, TOY_SCENES
