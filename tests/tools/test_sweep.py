@@ -226,7 +226,8 @@ def test_a_task_of_ones_own_is_swept_from_its_folder_beside_a_builtin_one(tmp_pa
                        "optim.batch_size=8", "optim.epochs=1", "runtime.tensorboard=False", "--task", DUMMY_TASK,
                        "--eval", "dummy,probe", "--eval-config", f"dummy={eval_config}", "--eval-override",
                        "probe:model.arch='vit_micro_patch8'", "--eval-override", "probe:model.img_size=32",
-                       "--data-root", str(tmp_path / "data"),
+                       "--eval-override", "probe:probe.toy.num_train=8", "--eval-override", "probe:probe.toy.num_val=8",
+                       "--eval-override", "probe:probe.toy.size=32", "--data-root", str(tmp_path / "data"),
                        "--output-dir", str(tmp_path / "work"), "--out", str(tmp_path / "table")])
     rows = json.load(open(tmp_path / "table.json"))["rows"]
     assert [r["run"] for r in rows] == ["model.temperature=0.5", "model.temperature=2"]
