@@ -112,7 +112,7 @@ def per_task(items: list, evals: list, split, sep: str) -> dict:
 
 def eval_settings(args, evals: list) -> tuple:
     """Each evaluation's config and overrides: --eval-config, or the task's toy protocol (its config and
-    overrides) where none is given; --eval-override on top."""
+    overrides) where none is given; --eval-override on top (a key given there is listed once, with its value)."""
     known = set(load_tasks((*BUILTIN, *args.task)))  # any task's name: one not evaluated is then named as such
     configs = per_task(args.eval_config, evals, lambda item: item.split("=", 1) if item.split("=", 1)[0] in known
                        and "=" in item else (None, item), "=")
@@ -131,7 +131,8 @@ def eval_settings(args, evals: list) -> tuple:
         else:
             eval_configs[name] = os.path.join(REPO, task.toy_config) if task else ""
             toy_overrides = task.toy_overrides if task else []
-        eval_overrides[name] = [*toy_overrides, *overrides[name]]
+        given = {item.split("=", 1)[0] for item in overrides[name]}  # a key given here replaces the protocol's
+        eval_overrides[name] = [*(o for o in toy_overrides if o.split("=", 1)[0] not in given), *overrides[name]]
     return eval_configs, eval_overrides
 
 

@@ -86,6 +86,16 @@ def _finish(run_dir, stage, method, **metrics):
         json.dump({"stage": stage, "init": {"method": method, "checkpoint": None}, "metrics": metrics}, f)
 
 
+def test_an_eval_override_of_a_protocol_key_replaces_it_instead_of_repeating_it():
+    """configs/pipeline/toy.py's linear probing caches features; a sweep that sets the key again lists it once."""
+    tool = sweep_tool()
+    args = tool.parse_args([TOY_ASL, "model.temperature=1,2", "--eval", "linprobe,finetune", "--eval-override",
+                            "linprobe:data.cache_features=False", "--eval-override", "finetune:optim.epochs=3"])
+    _, overrides = tool.eval_settings(args, ["linprobe", "finetune"])
+    assert overrides["linprobe"] == ["data.cache_features=False"]
+    assert overrides["finetune"] == ["optim.epochs=3"]
+
+
 def test_finished_runs_are_reused_and_tabulated_with_their_sources(tmp_path, capfd):
     sweep = Sweep(TOY_ASL, "model.sem_weight", ["0.5", "1"], ["optim.epochs=30"], ["linprobe"],
                   {"linprobe": os.path.join(REPO, "configs", "linprobe", "toy.py")}, {}, [0, 1, 2],
