@@ -55,6 +55,7 @@ model.roi_heads.box_predictor.test_topk_per_image = 20  # a toy scene holds at m
 dataloader = lsj_dataloader(train="asl_toy_train", test="asl_toy_val", image_size=IMAGE_SIZE, total_batch_size=4,
                             min_scale=0.5, max_scale=1.5, num_workers=1, mask_format="bitmask",
                             use_fast_impl=False)
+dataloader.test.batch_size = 8  # 64 px scenes of one size: batched inference gives the same AP in less time
 
 optimizer.lr = 2e-4  # higher rates diverge from random init (docs/design.md, Toy scenes)
 optimizer.weight_decay = 0.05
