@@ -94,6 +94,8 @@ class Pipeline:
             raise UserError(f"jobs={self.jobs} runs steps side by side, which steps of several processes each "
                             f"(nproc > 1: {', '.join(multi)}) cannot share; use jobs=1")
         self.start_first = cfg.get("start_first") or []
+        if not isinstance(self.start_first, (list, tuple)):
+            raise UserError(f"start_first must be a list of transfer stages, got {self.start_first!r}")
         unknown = [stage for stage in self.start_first if stage not in self.tasks]
         if unknown:
             raise UserError(f"start_first names {', '.join(unknown)}, which is not a transfer stage "

@@ -178,6 +178,8 @@ def test_start_first_puts_its_stages_right_after_pretraining_and_keeps_the_rest_
     assert Pipeline(CFG, str(tmp_path)).preferred_order(steps) == steps
     with pytest.raises(UserError, match="start_first names detektion, which is not a transfer stage"):
         Pipeline(dict(CFG, start_first=["detektion"]), str(tmp_path))
+    with pytest.raises(UserError, match="start_first must be a list of transfer stages, got 'detection'"):
+        Pipeline(dict(CFG, start_first="detection"), str(tmp_path))
 
 
 def test_one_at_a_time_keeps_the_order(tmp_path):
