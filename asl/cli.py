@@ -4,6 +4,7 @@
 import argparse
 import difflib
 import functools
+import importlib
 import os
 import sys
 
@@ -105,6 +106,17 @@ def config_tool_run(args, stage: str, default_config: str):
         cfg["data"]["path"] = args.data_path
     name = os.path.splitext(os.path.basename(args.config))[0]
     return cfg, args.output_dir or os.path.join("work_dirs", stage, name)
+
+
+def imported_on_call(target: str):
+    """The function `module:name`, imported when first called: a tool that names its engine this way answers
+    `--help` and argument mistakes without loading torch, which takes seconds."""
+    module, name = target.split(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
 
 
 def config_tool(doc: str, stage: str, default_config: str, run, **parser_options):

@@ -18,8 +18,6 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import UserError, dataset_root, main_guard  # noqa: E402
-from asl.data.classification import imagenet100_classes  # noqa: E402
-from asl.data.images import list_images  # noqa: E402
 
 PAPER_COUNTS = {"imagenet100": 126_689, "coco_train2017": 118_287}  # ImageNet-100 train (CMC), COCO train2017
 PAPER_BATCH = 4096
@@ -56,6 +54,8 @@ def build(imagenet: str, coco: str, out: str) -> int:
                         "holding n01440764/, ...)")
     if not os.path.isdir(coco):
         raise UserError(f"COCO train2017 folder {coco!r} does not exist; give --coco DIR")
+    from asl.data.classification import imagenet100_classes  # imported here: --help answers without loading torch
+
     classes = imagenet100_classes()
     missing = [c for c in classes if not os.path.isdir(os.path.join(imagenet, c))]
     if missing:
@@ -81,6 +81,8 @@ def main(argv=None):
     new = build(imagenet, coco, out)
     print(f"listing the images under {out} (the full sets: about 245k, a minute or more on a network disk)",
           flush=True)
+    from asl.data.images import list_images
+
     files = list_images(out, args.file_list)
     counts = {part: sum(1 for f in files if f.startswith(part + os.sep)) for part in PAPER_COUNTS}
     total = len(files)

@@ -13,14 +13,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import ENCODER_INIT, config_tool  # noqa: E402
-from asl.engine.classification import run_classification  # noqa: E402
+from asl.cli import ENCODER_INIT, config_tool, imported_on_call  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "linprobe", "toy.py")
 
 
 def classification_tool(mode: str, doc: str, default_config: str):
     """(parse_args, main) of tools/linprobe.py and tools/finetune.py: one command line, the mode apart."""
+    run_classification = imported_on_call("asl.engine.classification:run_classification")
     return config_tool(doc, mode, default_config,
                        lambda cfg, run_dir, resume, force: run_classification(cfg, run_dir, mode, resume, force),
                        init=ENCODER_INIT, data_path="the dataset's folder (sets data.path; default: its standard "

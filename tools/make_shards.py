@@ -16,7 +16,6 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asl.cli import main_guard  # noqa: E402
-from asl.data.shards import pack_shards  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,6 +34,8 @@ def parse_args(argv=None):
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    from asl.data.shards import pack_shards  # imported here: --help answers without loading torch
+
     index = pack_shards(args.src, args.dst, args.per_shard, args.shuffle_seed, log=lambda m: print(m, flush=True))
     print(f"wrote {len(index['shards'])} shard(s) of {index['images']} images and index.json to {args.dst}")
 

@@ -17,12 +17,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import config_tool  # noqa: E402
-from asl.engine.pretrain import run_pretrain  # noqa: E402
+from asl.cli import config_tool, imported_on_call  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "pretrain", "toy_asl.py")
 
-parse_args, main = config_tool(__doc__, "pretrain", DEFAULT_CONFIG, run_pretrain,
+parse_args, main = config_tool(__doc__, "pretrain", DEFAULT_CONFIG,
+                               imported_on_call("asl.engine.pretrain:run_pretrain"),
                                data_path="unlabeled image folder (sets data.path; default: the toy scenes)")
 
 if __name__ == "__main__":

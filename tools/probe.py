@@ -14,12 +14,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asl.cli import ENCODER_INIT, config_tool  # noqa: E402
-from asl.engine.probing import run_probes  # noqa: E402
+from asl.cli import ENCODER_INIT, config_tool, imported_on_call  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "probe", "toy.py")
 
-parse_args, main = config_tool(__doc__, "probe", DEFAULT_CONFIG, run_probes, init=ENCODER_INIT)
+parse_args, main = config_tool(__doc__, "probe", DEFAULT_CONFIG, imported_on_call("asl.engine.probing:run_probes"),
+                               init=ENCODER_INIT)
 
 if __name__ == "__main__":
     main()

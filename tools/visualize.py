@@ -12,13 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from asl.checkpoint import load_pretrain_model  # noqa: E402
 from asl.cli import UserError, main_guard  # noqa: E402
-from asl.data.transforms import eval_transform  # noqa: E402
-from asl.viz import reconstruct, save_loss_curves, save_reconstructions  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,6 +29,13 @@ def parse_args(argv=None):
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    import torch  # imported here, as in the other tools: --help answers without loading torch
+    from PIL import Image
+
+    from asl.checkpoint import load_pretrain_model
+    from asl.data.transforms import eval_transform
+    from asl.viz import reconstruct, save_loss_curves, save_reconstructions
+
     model, cfg = load_pretrain_model(args.checkpoint)
     size = cfg["model"]["img_size"]
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
