@@ -1,8 +1,8 @@
 """From pretraining to a results table: data -> pretrain (ASL, MAE) -> visualize -> convert -> the transfer tasks
 (chain.task: detection, segmentation, linear probing, fine-tuning, probes, or any other declared task) -> table,
 every transfer stage for each initialisation (ASL, MAE, random) with the same budget. Each step of a stage is a
-tool run in its own process; a step whose result exists is reused, so a rerun continues where the last one
-stopped. Only file paths, command lines and the tasks' declarations are known here; no framework is imported.
+tool run in its own process; a step whose result exists is reused (one made by another command is refused),
+so a rerun continues where the last one stopped. Only file paths, command lines and the tasks' declarations are known here; no framework is imported.
 
 The steps form a graph (a transfer run needs its encoder converted, random initialisation needs nothing), and
 with `jobs` > 1 that many run at once, each with its share of the cores (OMP_NUM_THREADS): on a small CPU, two
@@ -27,6 +27,7 @@ from .table import collect, write_table
 from .task import BUILTIN, iterations_and_epochs, json_seed, load_tasks
 
 CHAIN_STAGES = ("data", "pretrain", "visualize", "convert")  # then the tasks, then "table"
+TOOLKIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding chain/, tools/, configs/
 PROGRESS_EVERY_S = 60  # with parallel steps: how often the last line of each running step's log is shown
 
 
@@ -182,12 +183,35 @@ class Pipeline:
     # -- running steps -----------------------------------------------------------------------------------------
 
     def _reused(self, step):
-        if os.path.exists(step.done) and not self.force:
-            print(f"[pipeline] {step.name}: reusing {step.done}", flush=True)
-            return True
-        return False
+        """A finished step is reused, unless it was started with another command than now (a changed config or
+        override): its numbers would not be this config's, so that is a one-line error instead."""
+        if not os.path.exists(step.done) or self.force:
+            return False
+        then, now = self._commands().get(step.name), self._command_record(step.cmd)
+        if then is not None and then != now:
+            changed = "; ".join(f"{when}: {' '.join(a for a in args if a not in other)}"
+                                for when, args, other in (("now", now, then), ("then", then, now))
+                                if set(args) - set(other)) or "the same arguments in another order"
+            raise UserError(f"{step.name} finished in {self.work_dir} with another command than this config's "
+                            f"({changed}); `--force --stages {step.stage}` redoes that stage, or give another "
+                            "--output-dir")
+        print(f"[pipeline] {step.name}: reusing {step.done}", flush=True)
+        return True
+
+    def _command_record(self, cmd) -> list:
+        """A step's command as step_commands.json keeps it: the interpreter left out, the run's folder and the
+        toolkit's written as {output} and {toolkit}, so that moving either is not a change."""
+        return [arg.replace(self.work_dir, "{output}").replace(TOOLKIT, "{toolkit}") for arg in cmd[1:]]
+
+    def _commands(self) -> dict:
+        path = self.path("step_commands.json")
+        if not os.path.exists(path):
+            return {}  # runs of a version that kept no record: nothing to compare
+        with open(path) as f:
+            return json.load(f)
 
     def _start(self, step):
+        write_json(self.path("step_commands.json"), {**self._commands(), step.name: self._command_record(step.cmd)})
         cmd = [*step.cmd, "--force" if self.force else "--resume"] if step.resumable else step.cmd
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         log, out = None, subprocess.DEVNULL if step.quiet else None

@@ -322,6 +322,27 @@ def test_force_redoes_the_named_stage_only_and_a_rerun_reuses_it(tmp_path):
     assert os.path.getsize(pipe.pretrained("asl")) == 0  # pretraining, not named, untouched
 
 
+def test_a_finished_stage_made_with_another_command_is_refused_not_reused(tmp_path, capsys):
+    """A rerun into the same folder after a config or override changed would show the old run's numbers under the
+    new config: refused with what changed, until --force redoes the stage; moving the folder changes nothing."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "dummy_task")
+    cfg = dict(inits=["random"], toy=None, title="t", tasks=[os.path.join(folder, "task.py")],
+               dummy=dict(config="unused.py", overrides=["runtime.count=2"]))
+    runs = lambda root: open(os.path.join(root, "dummy", "random", "runs.txt")).read().split()  # noqa: E731
+    Pipeline(cfg, str(tmp_path / "a")).run(["dummy"])
+    os.rename(tmp_path / "a", tmp_path / "b")  # the run's folder moved: its own paths in the commands differ
+    Pipeline(cfg, str(tmp_path / "b")).run(["dummy"])
+    assert "dummy random: reusing" in capsys.readouterr().out
+    changed = dict(cfg, dummy=dict(config="unused.py", overrides=["runtime.count=3"]))
+    with pytest.raises(UserError, match=r"dummy random finished in .* with another command than this config's "
+                                        r"\(now: runtime.count=3; then: runtime.count=2\); `--force --stages dummy`"):
+        Pipeline(changed, str(tmp_path / "b")).run(["dummy"])
+    assert runs(tmp_path / "b") == ["resume"]  # nothing was started
+    Pipeline(changed, str(tmp_path / "b"), force=True).run(["dummy"])
+    Pipeline(changed, str(tmp_path / "b")).run(["dummy"])  # the forced run's command is the one kept now
+    assert runs(tmp_path / "b") == ["resume", "force"]
+
+
 def test_the_data_stage_makes_the_probes_own_set_and_their_columns_chance_comes_from_it(tmp_path, capsys):
     """configs/pipeline/toy.py: `probe_toy` is generated beside `toy` by the data stage; the probe columns' chance
     row is the majority object class and all-background mIoU of that set, the other columns' of `toy`."""
