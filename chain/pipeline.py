@@ -2,7 +2,8 @@
 (chain.task: detection, segmentation, linear probing, fine-tuning, probes, or any other declared task) -> table,
 every transfer stage for each initialisation (ASL, MAE, random) with the same budget. Each step of a stage is a
 tool run in its own process; a step whose result exists is reused (one made by another command is refused),
-so a rerun continues where the last one stopped. Only file paths, command lines and the tasks' declarations are known here; no framework is imported.
+so a rerun continues where the last one stopped. Only file paths, command lines and the tasks' declarations are
+known here; no framework is imported.
 
 The steps form a graph (a transfer run needs its encoder converted, random initialisation needs nothing), and
 with `jobs` > 1 that many run at once, each with its share of the cores (OMP_NUM_THREADS): on a small CPU, two
