@@ -151,9 +151,10 @@ class Pipeline:
 
     def preferred_order(self, steps):
         """`steps` with pretraining first (every pretrained transfer waits for it), then the stages of
-        `start_first`, then the rest, each group in its own order: with several steps at once, starting the longest
+        `start_first` in its order, then the rest in theirs: with several steps at once, starting the longest
         transfers while short ones are left to fill the gaps ends the run sooner than the stages' own order."""
-        return sorted(steps, key=lambda step: (step.stage != "pretrain", step.stage not in self.start_first))
+        rank = {stage: i for i, stage in enumerate(self.start_first)}
+        return sorted(steps, key=lambda step: (step.stage != "pretrain", rank.get(step.stage, len(rank))))
 
     def _timed(self, stage, fn):
         print(f"[pipeline] === {stage} ===", flush=True)

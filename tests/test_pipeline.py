@@ -168,12 +168,12 @@ def test_pretraining_runs_alone_unless_the_config_says_otherwise():
     assert toy["pretrain"]["alone"] is False and toy["jobs"] == 2
 
 
-def test_start_first_puts_its_stages_right_after_pretraining_and_keeps_the_rest_in_order(tmp_path):
+def test_start_first_puts_its_stages_right_after_pretraining_in_its_order_and_keeps_the_rest_in_theirs(tmp_path):
     steps = [Step(name, name.split()[0], [], "") for name in (
         "pretrain asl", "convert asl mmseg", "probe asl", "probe random", "finetune random", "detection random",
         "segmentation random", "detection asl")]
     ordered = Pipeline(dict(CFG, start_first=["segmentation", "detection"]), str(tmp_path)).preferred_order(steps)
-    assert [s.name for s in ordered] == ["pretrain asl", "detection random", "segmentation random", "detection asl",
+    assert [s.name for s in ordered] == ["pretrain asl", "segmentation random", "detection random", "detection asl",
                                          "convert asl mmseg", "probe asl", "probe random", "finetune random"]
     assert Pipeline(CFG, str(tmp_path)).preferred_order(steps) == steps
     with pytest.raises(UserError, match="start_first names detektion, which is not a transfer stage"):
