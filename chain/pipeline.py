@@ -151,10 +151,17 @@ class Pipeline:
 
     def preferred_order(self, steps):
         """`steps` with pretraining first (every pretrained transfer waits for it), then the stages of
-        `start_first` in its order, then the rest in theirs: with several steps at once, starting the longest
-        transfers while short ones are left to fill the gaps ends the run sooner than the stages' own order."""
+        `start_first` in its order, each with the steps it waits for (a conversion), then the rest in theirs: with
+        several steps at once, starting the longest transfers while short ones are left to fill the gaps ends the
+        run sooner than the stages' own order."""
         rank = {stage: i for i, stage in enumerate(self.start_first)}
-        return sorted(steps, key=lambda step: (step.stage != "pretrain", rank.get(step.stage, len(rank))))
+        best = {step.name: rank.get(step.stage, len(rank)) for step in steps}
+        for _ in steps:  # a step takes the best rank of the steps waiting for it, through chains of needs
+            for step in steps:
+                for need in step.needs:
+                    if need in best:
+                        best[need] = min(best[need], best[step.name])
+        return sorted(steps, key=lambda step: (step.stage != "pretrain", best[step.name]))
 
     def _timed(self, stage, fn):
         print(f"[pipeline] === {stage} ===", flush=True)
@@ -185,25 +192,43 @@ class Pipeline:
     # -- running steps -----------------------------------------------------------------------------------------
 
     def _reused(self, step):
-        """A finished step is reused, unless it was started with another command than now (a changed config or
-        override): its numbers would not be this config's, so that is a one-line error instead."""
-        if not os.path.exists(step.done) or self.force:
-            return False
-        then, now = self._commands().get(step.name), self._command_record(step.cmd)
-        if then is not None and then != now:
-            changed = "; ".join(f"{when}: {' '.join(a for a in args if a not in other)}"
-                                for when, args, other in (("now", now, then), ("then", then, now))
-                                if set(args) - set(other)) or "the same arguments in another order"
-            raise UserError(f"{step.name} finished in {self.work_dir} with another command than this config's "
-                            f"({changed}); `--force --stages {step.stage}` redoes that stage, or give another "
-                            "--output-dir")
-        print(f"[pipeline] {step.name}: reusing {step.done}", flush=True)
-        return True
+        if os.path.exists(step.done) and not self.force:
+            print(f"[pipeline] {step.name}: reusing {step.done}", flush=True)
+            return True
+        return False
+
+    def refuse_changed(self, steps):
+        """A finished run whose command has changed since (a config file, an override, a seed) would put its old
+        numbers under the new settings: one error naming every such step and the stages to redo, theirs and those
+        of the steps that read their results."""
+        if self.force:
+            return
+        records = self._commands()
+        changed = [step for step in steps if step.resumable and os.path.exists(step.done) and step.name in records
+                   and records[step.name] != self._command_record(step.cmd)]
+        if not changed:
+            return
+        stale = {step.name for step in changed}
+        for _ in steps:
+            stale |= {step.name for step in steps if stale & set(step.needs)}
+        stages = [stage for stage in self.stages if any(s.stage == stage and s.name in stale for s in steps)]
+        then, now = records[changed[0].name], self._command_record(changed[0].cmd)
+        what = "; ".join(f"{when}: {' '.join(a for a in args if a not in other)}"
+                         for when, args, other in (("now", now, then), ("then", then, now))
+                         if set(args) - set(other)) or "the same arguments in another order"
+        also = f" (also {', '.join(step.name for step in changed[1:])})" if changed[1:] else ""
+        raise UserError(f"{changed[0].name} finished in {self.work_dir} with another command than this config's "
+                        f"({what}){also}; `--force --stages {','.join([*stages, 'table'])}` redoes it and what "
+                        "reads its results, or give another --output-dir")
 
     def _command_record(self, cmd) -> list:
-        """A step's command as step_commands.json keeps it: the interpreter left out, the run's folder and the
-        toolkit's written as {output} and {toolkit}, so that moving either is not a change."""
-        return [arg.replace(self.work_dir, "{output}").replace(TOOLKIT, "{toolkit}") for arg in cmd[1:]]
+        """A step's command as step_commands.json keeps it: the interpreter and the launcher left out (how many
+        processes run a step does not change what it computes), the run's folder and the toolkit's written as
+        {output} and {toolkit}, so that moving either is not a change."""
+        args = cmd[4:] if cmd[1:3] == ["-m", "torch.distributed.run"] else cmd[1:]
+        for path, name in ((self.work_dir, "{output}"), (TOOLKIT, "{toolkit}")):
+            args = [re.sub(re.escape(path) + r"(?=/|$)", name, arg) for arg in args]
+        return args
 
     def _commands(self) -> dict:
         path = self.path("step_commands.json")
@@ -213,7 +238,6 @@ class Pipeline:
             return json.load(f)
 
     def _start(self, step):
-        write_json(self.path("step_commands.json"), {**self._commands(), step.name: self._command_record(step.cmd)})
         cmd = [*step.cmd, "--force" if self.force else "--resume"] if step.resumable else step.cmd
         env = dict(os.environ, **({"ASL_DATASETS": self.data_root} if self.data_root else {}))
         log, out = None, subprocess.DEVNULL if step.quiet else None
@@ -239,6 +263,7 @@ class Pipeline:
         A failure or a preemption (status 75) starts nothing new and the running steps finish first; a stop signal
         to the pipeline is passed on to them (they checkpoint and exit 75)."""
         names = {s.name for s in steps}
+        self.refuse_changed(steps)
         pending = [s for s in steps if not self._reused(s)]
         finished = names - {s.name for s in pending}
         running, failed, preempted, passed_on = {}, [], False, False
@@ -276,6 +301,9 @@ class Pipeline:
                         failed.append((step, info["log"], code))
                     else:
                         finished.add(name)
+                        if step.resumable:  # the command its result now belongs to (kept once it succeeded)
+                            write_json(self.path("step_commands.json"),
+                                       {**self._commands(), name: self._command_record(step.cmd)})
                         print(f"[pipeline] {name} finished in {end - info['start']:.0f} s", flush=True)
                         if on_finish:
                             on_finish(step)

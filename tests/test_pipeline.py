@@ -11,6 +11,7 @@ import torch
 from asl.cli import UserError
 from asl.config import load_config
 from asl.data.toy import classification_objects
+from asl.records import write_json
 from chain.pipeline import Pipeline, Step
 from chain.task import BUILTIN
 
@@ -172,9 +173,12 @@ def test_start_first_puts_its_stages_right_after_pretraining_in_its_order_and_ke
     steps = [Step(name, name.split()[0], [], "") for name in (
         "pretrain asl", "convert asl mmseg", "probe asl", "probe random", "finetune random", "detection random",
         "segmentation random", "detection asl")]
+    steps.append(Step("segmentation asl", "segmentation", [], "", needs=("convert asl mmseg",)))
     ordered = Pipeline(dict(CFG, start_first=["segmentation", "detection"]), str(tmp_path)).preferred_order(steps)
-    assert [s.name for s in ordered] == ["pretrain asl", "segmentation random", "detection random", "detection asl",
-                                         "convert asl mmseg", "probe asl", "probe random", "finetune random"]
+    # the conversion a segmentation run waits for goes with the segmentation runs, not with the rest
+    assert [s.name for s in ordered] == ["pretrain asl", "convert asl mmseg", "segmentation random",
+                                         "segmentation asl", "detection random", "detection asl", "probe asl",
+                                         "probe random", "finetune random"]
     assert Pipeline(CFG, str(tmp_path)).preferred_order(steps) == steps
     with pytest.raises(UserError, match="start_first names detektion, which is not a transfer stage"):
         Pipeline(dict(CFG, start_first=["detektion"]), str(tmp_path))
@@ -324,23 +328,42 @@ def test_force_redoes_the_named_stage_only_and_a_rerun_reuses_it(tmp_path):
 
 def test_a_finished_stage_made_with_another_command_is_refused_not_reused(tmp_path, capsys):
     """A rerun into the same folder after a config or override changed would show the old run's numbers under the
-    new config: refused with what changed, until --force redoes the stage; moving the folder changes nothing."""
+    new config: refused with what changed and every stage to redo (the changed one, those reading its results, the
+    table), until --force redoes them; moving the folder or running under torchrun changes nothing."""
     folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "dummy_task")
-    cfg = dict(inits=["random"], toy=None, title="t", tasks=[os.path.join(folder, "task.py")],
-               dummy=dict(config="unused.py", overrides=["runtime.count=2"]))
+    cfg = dict(inits=["asl", "random"], toy=None, title="t", tasks=[os.path.join(folder, "task.py")],
+               pretrain=dict(configs=dict(asl="unused.py")), dummy=dict(config="unused.py", overrides=["n=2"]))
     runs = lambda root: open(os.path.join(root, "dummy", "random", "runs.txt")).read().split()  # noqa: E731
-    Pipeline(cfg, str(tmp_path / "a")).run(["dummy"])
+    pipe = Pipeline(cfg, str(tmp_path / "a"))
+    os.makedirs(os.path.dirname(pipe.pretrained("asl")))
+    open(pipe.pretrained("asl"), "w").close()
+    _write(pipe.path("pretrain", "asl", "metrics.json"), "pretrain", "asl")  # a pretraining of an older version
+    pipe.run(["pretrain", "dummy"])
+    records = json.loads(open(pipe.path("step_commands.json")).read())
+    assert sorted(records) == ["dummy asl", "dummy random"]  # what ran here, once it succeeded
+    capsys.readouterr()
     os.rename(tmp_path / "a", tmp_path / "b")  # the run's folder moved: its own paths in the commands differ
-    Pipeline(cfg, str(tmp_path / "b")).run(["dummy"])
-    assert "dummy random: reusing" in capsys.readouterr().out
-    changed = dict(cfg, dummy=dict(config="unused.py", overrides=["runtime.count=3"]))
-    with pytest.raises(UserError, match=r"dummy random finished in .* with another command than this config's "
-                                        r"\(now: runtime.count=3; then: runtime.count=2\); `--force --stages dummy`"):
-        Pipeline(changed, str(tmp_path / "b")).run(["dummy"])
+    Pipeline(cfg, str(tmp_path / "b")).run(["pretrain", "dummy"])
+    assert capsys.readouterr().out.count("reusing") == 3
+    changed = dict(cfg, dummy=dict(config="unused.py", overrides=["n=3"]))
+    with pytest.raises(UserError, match=r"dummy asl finished in .* with another command than this config's \(now: "
+                                        r"n=3; then: n=2\) \(also dummy random\); `--force --stages dummy,table`"):
+        Pipeline(changed, str(tmp_path / "b")).run(["pretrain", "dummy"])
     assert runs(tmp_path / "b") == ["resume"]  # nothing was started
     Pipeline(changed, str(tmp_path / "b"), force=True).run(["dummy"])
     Pipeline(changed, str(tmp_path / "b")).run(["dummy"])  # the forced run's command is the one kept now
     assert runs(tmp_path / "b") == ["resume", "force"]
+    # a changed pretraining names the stages reading its checkpoint too
+    pipe = Pipeline(changed, str(tmp_path / "b"))
+    write_json(pipe.path("step_commands.json"), {**json.loads(open(pipe.path("step_commands.json")).read()),
+                                                 "pretrain asl": ["{toolkit}/tools/pretrain.py", "an", "older"]})
+    with pytest.raises(UserError, match=r"^pretrain asl finished .*`--force --stages pretrain,dummy,table`"):
+        pipe.run(["pretrain", "dummy"])
+    under_torchrun = pipe._command_record([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=4",
+                                           pipe.path("x.py"), "n=3"])
+    assert under_torchrun == pipe._command_record([sys.executable, pipe.path("x.py"), "n=3"]) == ["{output}/x.py",
+                                                                                                  "n=3"]
+    assert pipe._command_record(["python", pipe.work_dir + "_data/x"]) == [pipe.work_dir + "_data/x"]
 
 
 def test_the_data_stage_makes_the_probes_own_set_and_their_columns_chance_comes_from_it(tmp_path, capsys):

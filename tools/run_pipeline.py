@@ -9,8 +9,9 @@ Examples:
     python tools/run_pipeline.py --stages detection,table --force      # redo detection
     python tools/run_pipeline.py configs/pipeline/toy_long.py --data-root datasets_long   # longer toy budgets
     python tools/run_pipeline.py configs/pipeline/vitb_paper.py --data-root /data   # the paper's settings
-A finished stage (its metrics.json exists) is reused on a rerun, and an interrupted one (killed, preempted)
-continues from its own checkpoint; --force redoes the stages named by --stages, and only those.
+A finished stage (its metrics.json exists) is reused on a rerun, unless its command changed since (a config
+file, an override, a seed: refused, naming the stages to redo); an interrupted one (killed, preempted) continues
+from its own checkpoint; --force redoes the stages named by --stages, and only those.
 """
 import argparse
 import os

@@ -12,7 +12,7 @@ cfg = dict(
     title="Toy scenes (CPU): transfer of ASL, MAE and random initialisations",
     inits=["asl", "mae", "random"],
     jobs=2,  # two one-thread steps at once: more work per second from 2 cores than one two-thread step
-    # longest transfers first, in this order, and linear probing (the shortest) last to fill the gaps: the run ends
+    # the long transfers first, in this order, and linear probing (the shortest) last to fill the gaps: the run ends
     # sooner than in the stages' own order, where a long run kept one core alone at the end (docs/toy.md, step 8)
     start_first=["detection", "segmentation", "probe", "finetune"],
     seed=None,  # every stage's training seed (seed=1 on the command line); None: each config's own (0)
