@@ -63,6 +63,14 @@ class Step:
     alone: bool = False
 
 
+def with_dependents(steps, names) -> set:
+    """`names` and the names of every step that waits for one of them, through chains of needs."""
+    found = set(names)
+    for _ in steps:
+        found |= {step.name for step in steps if found & set(step.needs)}
+    return found
+
+
 def available_cores() -> int:
     """The cores this process may run on (a SLURM allocation or a cgroup), not the host's count."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -155,12 +163,8 @@ class Pipeline:
         several steps at once, starting the longest transfers while short ones are left to fill the gaps ends the
         run sooner than the stages' own order."""
         rank = {stage: i for i, stage in enumerate(self.start_first)}
-        best = {step.name: rank.get(step.stage, len(rank)) for step in steps}
-        for _ in steps:  # a step takes the best rank of the steps waiting for it, through chains of needs
-            for step in steps:
-                for need in step.needs:
-                    if need in best:
-                        best[need] = min(best[need], best[step.name])
+        best = {step.name: min(rank.get(other.stage, len(rank)) for other in steps
+                               if other.name in with_dependents(steps, {step.name})) for step in steps}
         return sorted(steps, key=lambda step: (step.stage != "pretrain", best[step.name]))
 
     def _timed(self, stage, fn):
@@ -208,9 +212,7 @@ class Pipeline:
                    and records[step.name] != self._command_record(step.cmd)]
         if not changed:
             return
-        stale = {step.name for step in changed}
-        for _ in steps:
-            stale |= {step.name for step in steps if stale & set(step.needs)}
+        stale = with_dependents(steps, {step.name for step in changed})
         stages = [stage for stage in self.stages if any(s.stage == stage and s.name in stale for s in steps)]
         then, now = records[changed[0].name], self._command_record(changed[0].cmd)
         what = "; ".join(f"{when}: {' '.join(a for a in args if a not in other)}"
@@ -234,8 +236,11 @@ class Pipeline:
         path = self.path("step_commands.json")
         if not os.path.exists(path):
             return {}  # runs of a version that kept no record: nothing to compare
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except json.JSONDecodeError as err:  # edited by hand to accept a change (docs/pipeline.md)
+            raise UserError(f"{path} is not valid JSON ({err}); mend it, or delete it to compare no command") from None
 
     def _start(self, step):
         cmd = [*step.cmd, "--force" if self.force else "--resume"] if step.resumable else step.cmd

@@ -364,6 +364,10 @@ def test_a_finished_stage_made_with_another_command_is_refused_not_reused(tmp_pa
     assert under_torchrun == pipe._command_record([sys.executable, pipe.path("x.py"), "n=3"]) == ["{output}/x.py",
                                                                                                   "n=3"]
     assert pipe._command_record(["python", pipe.work_dir + "_data/x"]) == [pipe.work_dir + "_data/x"]
+    with open(pipe.path("step_commands.json"), "a") as f:
+        f.write("}")  # a hand edit gone wrong
+    with pytest.raises(UserError, match=r"step_commands.json is not valid JSON .*; mend it, or delete it"):
+        pipe.run(["pretrain", "dummy"])
 
 
 def test_the_data_stage_makes_the_probes_own_set_and_their_columns_chance_comes_from_it(tmp_path, capsys):
