@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from asl.cli import UserError, dataset_root
 from asl.records import write_json
@@ -366,19 +365,13 @@ class Pipeline:
 
     def stage_data(self):
         """The toy scenes (`toy`) and the probes' labeled toy scenes (`probe_toy`), each generated once here rather
-        than by the stages starting together, the two sets in processes of their own (they take seconds each)."""
-        from concurrent.futures import ProcessPoolExecutor
-
+        than by the stages starting together, one set after the other, each shared by `jobs` processes (the
+        probes' set is four times the other: two sets side by side kept one core idle most of the stage)."""
         from asl.data.toy import ensure_toy_scenes
 
-        sets = [(root, self.cfg[key]) for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root))
-                if self.cfg.get(key)]
-        if not sets:
-            return
-        with ProcessPoolExecutor(max(1, min(len(sets), self.jobs))) as pool:
-            futures = [pool.submit(partial(ensure_toy_scenes, root, require_match=True, **args)) for root, args in sets]
-            for (root, _), future in zip(sets, futures):
-                meta = future.result()
+        for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root)):
+            if self.cfg.get(key):
+                meta = ensure_toy_scenes(root, require_match=True, workers=self.jobs, **self.cfg[key])
                 print(f"[pipeline] toy scenes in {root}: {meta['num_unlabeled']} unlabeled, {meta['num_train']} "
                       f"train / {meta['num_val']} val labeled", flush=True)
 

@@ -37,6 +37,8 @@ def parse_args(argv=None):
     parser.add_argument("--upright", dest="rotate", action="store_false", default=TOY_SCENES["rotate"],
                         help="squares axis-aligned and triangles on their base instead of rotated at random")
     parser.add_argument("--rotated", dest="rotate", action="store_true", help="shapes rotated at random")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes sharing the scenes (default: one per core; the files are the same for any)")
     parser.add_argument("--standard-layouts", metavar="ROOT",
                         help="also lay the scenes out as COCO (coco/train2017, ...) and ADE20K "
                              "(ADEChallengeData2016/...) under ROOT, so the real configs run on them (timing)")
@@ -47,13 +49,13 @@ def parse_args(argv=None):
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
-    if min(args.num_unlabeled, args.num_train, args.num_val) < 0 or args.size < 16:
-        raise UserError("counts must be >= 0 and --size >= 16")
+    if min(args.num_unlabeled, args.num_train, args.num_val) < 0 or args.size < 16 or args.workers < 1:
+        raise UserError("counts must be >= 0, --size >= 16 and --workers >= 1")
     out = args.out or os.path.join(dataset_root(), "toy_scenes")
     total = args.num_unlabeled + args.num_train + args.num_val
     start = time.time()
     with tqdm(total=total, desc="toy scenes", unit="scene") as bar:
-        write_toy_scenes(out, bar.update, num_unlabeled=args.num_unlabeled, num_train=args.num_train,
+        write_toy_scenes(out, bar.update, args.workers, num_unlabeled=args.num_unlabeled, num_train=args.num_train,
                          num_val=args.num_val, size=args.size, seed=args.seed, radius=args.radius,
                          max_objects=args.max_objects, backgrounds=args.backgrounds,
                          rotate=args.rotate)

@@ -13,7 +13,9 @@ import glob
 import json
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -187,14 +189,59 @@ def _remove_stale(folder: str, count: int):
             os.remove(os.path.join(folder, name))
 
 
-def write_toy_scenes(root: str, progress=None, **kwargs) -> dict:
+def _write_unlabeled(root: str, seed: int, scene: dict, start: int, stop: int) -> int:
+    """Unlabeled scenes start..stop-1 as PNGs; returns their number."""
+    for i in range(start, stop):
+        _save_png(make_scene(seed, "unlabeled", i, **scene).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
+    return stop - start
+
+
+def _write_labeled(root: str, split: str, ade_split: str, size: int, seed: int, scene: dict, start: int,
+                   stop: int) -> tuple:
+    """Labeled scenes start..stop-1 of `split` as PNGs (image twice, semantic map); returns their COCO images and
+    annotations, the annotations not yet numbered (ids follow the scenes' order across all chunks)."""
+    images, annotations = [], []
+    for i in range(start, stop):
+        labeled = make_scene(seed, split, i, **scene)
+        name = f"{i:06d}.png"
+        _save_png(labeled.image, os.path.join(root, "coco", split, name))
+        _save_png(labeled.image, os.path.join(root, "ade", "images", ade_split, name))
+        _save_png(labeled.semantic_map(), os.path.join(root, "ade", "annotations", ade_split, name))
+        images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
+        for mask, label in zip(labeled.masks, labeled.labels):
+            annotations.append({"image_id": i + 1, "category_id": label + 1, "bbox": mask_bbox(mask),
+                                "area": int(mask.sum()), "iscrowd": 0, "segmentation": rle_encode(mask)})
+    return images, annotations
+
+
+def _chunked(write, count: int, workers: int, progress=None, chunk: int = 200) -> list:
+    """`write(start, stop)` over 0..count-1 in chunks, in `workers` processes (1: here), results in order;
+    `progress(n)` after each chunk."""
+    bounds = [(start, min(start + chunk, count)) for start in range(0, count, chunk)]
+    results = []
+    if workers <= 1 or len(bounds) <= 1:
+        for start, stop in bounds:
+            results.append(write(start, stop))
+            if progress:
+                progress(stop - start)
+        return results
+    with ProcessPoolExecutor(min(workers, len(bounds))) as pool:
+        for (start, stop), result in zip(bounds, pool.map(write, *zip(*bounds))):
+            results.append(result)
+            if progress:
+                progress(stop - start)
+    return results
+
+
+def write_toy_scenes(root: str, progress=None, workers: int = 1, **kwargs) -> dict:
     """Write the toy dataset under `root`, generated with `kwargs` over TOY_SCENES:
 
     unlabeled/<i>.png                                   pretraining images (any folder of images works)
     coco/{train,val}/<i>.png, coco/annotations/instances_{train,val}.json   COCO instance segmentation (RLE)
     ade/images/{training,validation}/<i>.png, ade/annotations/{training,validation}/<i>.png   semantic maps
     meta.json                                           the generator's arguments and the label convention
-    Returns the meta dictionary.
+    `workers` processes share the scenes (the files are the same, byte for byte, for any number). Returns the meta
+    dictionary.
     """
     unknown = sorted(set(kwargs) - set(TOY_SCENES))
     if unknown:
@@ -210,29 +257,17 @@ def write_toy_scenes(root: str, progress=None, **kwargs) -> dict:
         os.remove(os.path.join(root, "meta.json"))  # incomplete until rewritten at the end
     os.makedirs(os.path.join(root, "unlabeled"), exist_ok=True)
     _remove_stale(os.path.join(root, "unlabeled"), num_unlabeled)
-    for i in range(num_unlabeled):
-        _save_png(make_scene(seed, "unlabeled", i, **scene).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
-        if progress:
-            progress(1)
+    _chunked(partial(_write_unlabeled, root, seed, scene), num_unlabeled, workers, progress)
     for split, count, ade_split in (("train", num_train, "training"), ("val", num_val, "validation")):
         for sub in (f"coco/{split}", "coco/annotations", f"ade/images/{ade_split}", f"ade/annotations/{ade_split}"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
             if sub != "coco/annotations":
                 _remove_stale(os.path.join(root, sub), count)
         images, annotations = [], []
-        for i in range(count):
-            labeled = make_scene(seed, split, i, **scene)
-            name = f"{i:06d}.png"
-            _save_png(labeled.image, os.path.join(root, "coco", split, name))
-            _save_png(labeled.image, os.path.join(root, "ade", "images", ade_split, name))
-            _save_png(labeled.semantic_map(), os.path.join(root, "ade", "annotations", ade_split, name))
-            images.append({"id": i + 1, "file_name": name, "height": size, "width": size})
-            for mask, label in zip(labeled.masks, labeled.labels):
-                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
-                                    "bbox": mask_bbox(mask), "area": int(mask.sum()), "iscrowd": 0,
-                                    "segmentation": rle_encode(mask)})
-            if progress:
-                progress(1)
+        for chunk_images, chunk_annotations in _chunked(
+                partial(_write_labeled, root, split, ade_split, size, seed, scene), count, workers, progress):
+            images += chunk_images
+            annotations += [{"id": len(annotations) + n + 1, **a} for n, a in enumerate(chunk_annotations)]
         coco = {"info": {"description": f"ASL toy scenes, {split} split", "seed": seed},
                 "images": images, "annotations": annotations, "categories": coco_categories()}
         with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json"), "w") as f:
@@ -242,14 +277,14 @@ def write_toy_scenes(root: str, progress=None, **kwargs) -> dict:
     return meta
 
 
-def ensure_toy_scenes(root: str, require_match: bool = False, **kwargs) -> dict:
-    """The toy scenes under `root`: generated with `kwargs` (over the defaults) when no complete set is there
-    (meta.json is written last, so it marks a finished generation). A complete set is never regenerated behind a
-    user's back: a tool uses it as it is (noting any difference from `kwargs`), and with `require_match` (the
-    pipeline, whose stages must all see one set) a difference is an error."""
+def ensure_toy_scenes(root: str, require_match: bool = False, workers: int = 1, **kwargs) -> dict:
+    """The toy scenes under `root`: generated with `kwargs` (over the defaults) in `workers` processes when no
+    complete set is there (meta.json is written last, so it marks a finished generation). A complete set is never
+    regenerated behind a user's back: a tool uses it as it is (noting any difference from `kwargs`), and with
+    `require_match` (the pipeline, whose stages must all see one set) a difference is an error."""
     meta_path = os.path.join(root, "meta.json")
     if not os.path.exists(meta_path):
-        return _generate_once(root, **kwargs)
+        return _generate_once(root, workers, **kwargs)
     with open(meta_path) as f:
         meta = json.load(f)
     differ = {k: (meta.get(k), v) for k, v in kwargs.items()
@@ -273,7 +308,7 @@ def _running(pid: str) -> bool:
     return True
 
 
-def _generate_once(root: str, **kwargs) -> dict:
+def _generate_once(root: str, workers: int = 1, **kwargs) -> dict:
     """Generate the set beside `root` and rename it into place, so that tools starting together (a pipeline's or a
     sweep's parallel runs) never read a set another one is still writing: the first rename wins, the others
     discard theirs and read it. A folder at `root` with only the generator's folders and no meta.json is an
@@ -285,17 +320,17 @@ def _generate_once(root: str, **kwargs) -> dict:
     for stale in glob.glob(f"{glob.escape(root.rstrip(os.sep))}.partial-*"):  # left by a generation that was killed
         if not _running(stale.rsplit("-", 1)[-1]):
             shutil.rmtree(stale, ignore_errors=True)
-    partial = f"{root.rstrip(os.sep)}.partial-{os.getpid()}"
-    meta = write_toy_scenes(partial, **kwargs)
+    staging = f"{root.rstrip(os.sep)}.partial-{os.getpid()}"
+    meta = write_toy_scenes(staging, workers=workers, **kwargs)
     try:
-        os.rename(partial, root)
+        os.rename(staging, root)
     except OSError:  # `root` exists: finished by another process meanwhile, or an interrupted generation
         if os.path.exists(os.path.join(root, "meta.json")):
-            shutil.rmtree(partial)
+            shutil.rmtree(staging)
             with open(os.path.join(root, "meta.json")) as f:
                 return json.load(f)
         shutil.rmtree(root)
-        os.rename(partial, root)
+        os.rename(staging, root)
     return meta
 
 

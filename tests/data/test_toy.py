@@ -45,6 +45,21 @@ def test_generator_is_deterministic_to_the_byte(tmp_path):
     assert _tree_digest(tmp_path / "a") != _tree_digest(tmp_path / "c")
 
 
+def test_scenes_written_by_several_processes_are_the_same_to_the_byte(tmp_path):
+    """The pipeline shares a set's scenes between its cores, in chunks of 200: the files, the annotations' ids
+    across chunk boundaries included, must be those of one process."""
+    small = dict(num_unlabeled=3, num_train=450, num_val=5, size=32, seed=2)
+    write_toy_scenes(str(tmp_path / "one"), **small)
+    progress = []
+    write_toy_scenes(str(tmp_path / "two"), progress.append, workers=2, **small)
+    assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
+    assert sum(progress) == 458 and max(progress) == 200
+    coco = json.loads((tmp_path / "two" / "coco" / "annotations" / "instances_train.json").read_text())
+    assert [a["id"] for a in coco["annotations"]] == list(range(1, len(coco["annotations"]) + 1))
+    assert [i["id"] for i in coco["images"]] == list(range(1, 451))
+    assert [a["image_id"] for a in coco["annotations"]] == sorted(a["image_id"] for a in coco["annotations"])
+
+
 @pytest.mark.parametrize("scene, most, size", [({}, 3, 64), (dict(size=128, radius=(0.06, 0.2), max_objects=6,
                                                                          backgrounds="all", rotate=True), 6, 128)])
 def test_scene_contents_are_varied(scene, most, size):
