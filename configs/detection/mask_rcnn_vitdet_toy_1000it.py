@@ -71,11 +71,11 @@ optimizer.params.num_layers = 4
 # Schedule: 1,000 iterations (10 epochs of the 400 scenes), ViTDet's own step schedule (constant lr, x0.1 at 89 %,
 # x0.01 at 96 %) instead of the COCO recipe's half-period cosine: a run this short is far from converged and needs
 # the higher average lr (docs/detection.md). detectron2 reads the schedule in fractions of train.max_iter, so a
-# shorter run (`train.max_iter=400`, as in `make demo`) keeps the warmup and both steps at the same fractions.
+# shorter run (`make demo`'s, configs/pipeline/toy.py) keeps the warmup and both steps at the same fractions.
 MAX_ITER = 1000
 lr_multiplier = L(WarmupParamScheduler)(
     scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=[889, 963], num_updates=MAX_ITER),
-    warmup_length=50 / MAX_ITER,  # 1 epoch at batch 4
+    warmup_length=50 / MAX_ITER,  # half an epoch at batch 4
     warmup_method="linear",
     warmup_factor=0.001,
 )

@@ -23,9 +23,9 @@ cfg = dict(
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
                   overrides=["runtime.tensorboard=False"], alone=False),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
-    # detection and UperNet are the demo's longest transfers: their lengths keep its stages within 15 minutes on a
-    # slower 2-core machine too (docs/toy.md, steps 6 and 8); Mask R-CNN's 400 iterations are where random weights
-    # too reach a few box AP on every seed (step 9)
+    # detection and UperNet are the demo's longest transfers, their lengths chosen for a slower 2-core machine too
+    # (docs/toy.md, steps 6 and 8; docs/results.md, run K); at 400 iterations Mask R-CNN reaches 5 box AP from every
+    # initialisation on every seed tried (step 9)
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
                    overrides=["train.max_iter=400", "train.eval_period=400"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
