@@ -225,3 +225,11 @@ def test_a_user_error_is_one_line_and_exit_2_a_bug_raises_and_debug_shows_the_tr
 def test_a_stop_check_every_that_is_not_a_positive_integer_is_refused(toy_root, tmp_path):
     with pytest.raises(UserError, match=r"runtime.stop_check_every must be a positive integer or None, got 0"):
         run_pretrain(pretrain_cfg(toy_root, "runtime.stop_check_every=0"), str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--num-train", "-1"], ["--size", "8"]])
+def test_make_toy_data_refuses_bad_counts_with_one_line_and_writes_nothing(args, tmp_path, capsys):
+    out = tmp_path / "scenes"
+    assert one_line_error(capsys, load_tool("make_toy_data").main, ["--out", str(out), *args]) == (
+        "counts must be >= 0, --size >= 16 and --workers >= 1")
+    assert not out.exists()

@@ -37,8 +37,9 @@ def parse_args(argv=None):
     parser.add_argument("--upright", dest="rotate", action="store_false", default=TOY_SCENES["rotate"],
                         help="squares axis-aligned and triangles on their base instead of rotated at random")
     parser.add_argument("--rotated", dest="rotate", action="store_true", help="shapes rotated at random")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes sharing the scenes (default: one per core; the files are the same for any)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="processes sharing the scenes (default: one per core this process may use; the files "
+                             "are the same for any number)")
     parser.add_argument("--standard-layouts", metavar="ROOT",
                         help="also lay the scenes out as COCO (coco/train2017, ...) and ADE20K "
                              "(ADEChallengeData2016/...) under ROOT, so the real configs run on them (timing)")

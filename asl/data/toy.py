@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -189,11 +190,10 @@ def _remove_stale(folder: str, count: int):
             os.remove(os.path.join(folder, name))
 
 
-def _write_unlabeled(root: str, seed: int, scene: dict, start: int, stop: int) -> int:
-    """Unlabeled scenes start..stop-1 as PNGs; returns their number."""
+def _write_unlabeled(root: str, seed: int, scene: dict, start: int, stop: int):
+    """Unlabeled scenes start..stop-1 as PNGs."""
     for i in range(start, stop):
         _save_png(make_scene(seed, "unlabeled", i, **scene).image, os.path.join(root, "unlabeled", f"{i:06d}.png"))
-    return stop - start
 
 
 def _write_labeled(root: str, split: str, ade_split: str, size: int, seed: int, scene: dict, start: int,
@@ -214,22 +214,20 @@ def _write_labeled(root: str, split: str, ade_split: str, size: int, seed: int, 
     return images, annotations
 
 
-def _chunked(write, count: int, workers: int, progress=None, chunk: int = 200) -> list:
-    """`write(start, stop)` over 0..count-1 in chunks, in `workers` processes (1: here), results in order;
+SCENES_PER_CHUNK = 200  # the unit of work a writing process takes, and of progress
+
+
+def _chunked(pool, write, count: int, progress=None) -> list:
+    """`write(start, stop)` over scenes 0..count-1 in chunks, in `pool`'s processes (None: here), results in order;
     `progress(n)` after each chunk."""
-    bounds = [(start, min(start + chunk, count)) for start in range(0, count, chunk)]
+    bounds = [(start, min(start + SCENES_PER_CHUNK, count)) for start in range(0, count, SCENES_PER_CHUNK)]
+    if not bounds:
+        return []
     results = []
-    if workers <= 1 or len(bounds) <= 1:
-        for start, stop in bounds:
-            results.append(write(start, stop))
-            if progress:
-                progress(stop - start)
-        return results
-    with ProcessPoolExecutor(min(workers, len(bounds))) as pool:
-        for (start, stop), result in zip(bounds, pool.map(write, *zip(*bounds))):
-            results.append(result)
-            if progress:
-                progress(stop - start)
+    for (start, stop), result in zip(bounds, (pool.map if pool else map)(write, *zip(*bounds))):
+        results.append(result)
+        if progress:
+            progress(stop - start)
     return results
 
 
@@ -257,21 +255,24 @@ def write_toy_scenes(root: str, progress=None, workers: int = 1, **kwargs) -> di
         os.remove(os.path.join(root, "meta.json"))  # incomplete until rewritten at the end
     os.makedirs(os.path.join(root, "unlabeled"), exist_ok=True)
     _remove_stale(os.path.join(root, "unlabeled"), num_unlabeled)
-    _chunked(partial(_write_unlabeled, root, seed, scene), num_unlabeled, workers, progress)
-    for split, count, ade_split in (("train", num_train, "training"), ("val", num_val, "validation")):
+    splits = (("train", num_train, "training"), ("val", num_val, "validation"))
+    for split, count, ade_split in splits:
         for sub in (f"coco/{split}", "coco/annotations", f"ade/images/{ade_split}", f"ade/annotations/{ade_split}"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
             if sub != "coco/annotations":
                 _remove_stale(os.path.join(root, sub), count)
-        images, annotations = [], []
-        for chunk_images, chunk_annotations in _chunked(
-                partial(_write_labeled, root, split, ade_split, size, seed, scene), count, workers, progress):
-            images += chunk_images
-            annotations += [{"id": len(annotations) + n + 1, **a} for n, a in enumerate(chunk_annotations)]
-        coco = {"info": {"description": f"ASL toy scenes, {split} split", "seed": seed},
-                "images": images, "annotations": annotations, "categories": coco_categories()}
-        with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json"), "w") as f:
-            json.dump(coco, f)
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        _chunked(pool, partial(_write_unlabeled, root, seed, scene), num_unlabeled, progress)
+        for split, count, ade_split in splits:
+            images, annotations = [], []
+            for chunk_images, chunk_annotations in _chunked(
+                    pool, partial(_write_labeled, root, split, ade_split, size, seed, scene), count, progress):
+                images += chunk_images
+                annotations += [{"id": len(annotations) + n + 1, **a} for n, a in enumerate(chunk_annotations)]
+            coco = {"info": {"description": f"ASL toy scenes, {split} split", "seed": seed},
+                    "images": images, "annotations": annotations, "categories": coco_categories()}
+            with open(os.path.join(root, "coco", "annotations", f"instances_{split}.json"), "w") as f:
+                json.dump(coco, f)
     with open(os.path.join(root, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
     return meta
