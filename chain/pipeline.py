@@ -366,7 +366,7 @@ class Pipeline:
     def stage_data(self):
         """The toy scenes (`toy`) and the probes' labeled toy scenes (`probe_toy`), each generated once here rather
         than by the stages starting together, one set after the other, each shared by `jobs` processes (the
-        probes' set is four times the other: two sets side by side kept one core idle most of the stage)."""
+        probes' set is much the larger: the two sets side by side kept one core idle most of the stage)."""
         from asl.data.toy import ensure_toy_scenes
 
         for key, root in (("toy", self.toy_root), ("probe_toy", self.probe_toy_root)):

@@ -4,9 +4,7 @@
 # tokens the pyramid is built at scales 2, 1 and 0.5 (strides 4-16) plus the max-pool level (32): the levels keep
 # the names p2-p5 of the COCO recipe, whose p6 is dropped. Pyramid and heads
 # are slimmed to 64 channels and anchors made small, as the toy calibration found workable (docs/design.md,
-# Toy scenes); the box head is the FPN recipe's two fc layers and training keeps the scenes' own scale, which let
-# the detector learn within a few hundred iterations (docs/toy.md, step 9).
-# Dataset: asl_toy_train (400 scenes) -> asl_toy_val (300 scenes).
+# Toy scenes). Dataset: asl_toy_train (400 scenes) -> asl_toy_val (300 scenes).
 #   python tools/train_det.py configs/detection/mask_rcnn_vitdet_toy_1000it.py \\
 #       --init toy_asl_d2.pth --init-name asl
 from detectron2.config import LazyCall as L
@@ -45,7 +43,7 @@ model.proposal_generator.post_nms_topk = (500, 100)
 model.roi_heads.num_classes = 4  # disc, square, triangle, ring
 # The heads' convolutions on every sampled RoI and RoIAlign's backward were most of a CPU step: the box head is the
 # FPN recipe's two fc layers instead of ViTDet's convolutions, 32 RoIs per image are sampled (a scene holds at most
-# 3 objects) and the mask head has one conv. The step takes about half the time and learns at least as fast.
+# 3 objects) and the mask head has one conv (docs/toy.md, step 9).
 model.roi_heads.batch_size_per_image = 32
 model.roi_heads.box_head.input_shape = ShapeSpec(channels=CHANNELS, height=7, width=7)
 model.roi_heads.box_head.conv_dims = []
@@ -56,14 +54,14 @@ model.roi_heads.mask_head.conv_dims = [CHANNELS, CHANNELS]  # 1 conv + the upsam
 model.roi_heads.box_predictor.test_topk_per_image = 20  # a toy scene holds at most 3 objects: fewer masks to paste
 
 # ViTDet's LSJ pipeline at 64 px without its scale jitter (flips only): every toy scene, train and val, shows its
-# objects at one scale, and a jitter of 0.5-1.5 kept random weights at a few box AP after 450 iterations where
-# scale 1 reached about 15 (docs/toy.md, step 9). RLE masks need detectron2's bitmask format.
+# objects at one scale, and the jitter spent a short run on scales the val scenes never show (docs/toy.md, step 9).
+# RLE masks need detectron2's bitmask format.
 dataloader = lsj_dataloader(train="asl_toy_train", test="asl_toy_val", image_size=IMAGE_SIZE, total_batch_size=4,
                             min_scale=1.0, max_scale=1.0, num_workers=1, mask_format="bitmask",
                             use_fast_impl=False)
 dataloader.test.batch_size = 8  # 64 px scenes of one size: batched inference gives the same AP in less time
 
-optimizer.lr = 4e-4  # 8e-4 learned no faster; with the former conv heads 6e-4 diverged from random init
+optimizer.lr = 4e-4  # twice the rate learned no faster (docs/toy.md, step 9)
 optimizer.weight_decay = 0.05
 optimizer.params.layer_decay = 0.7
 optimizer.params.num_layers = 4

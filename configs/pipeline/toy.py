@@ -24,8 +24,8 @@ cfg = dict(
                   overrides=["runtime.tensorboard=False"], alone=False),
     probe=dict(config=f"{CONFIGS}/probe/toy.py"),
     # detection and UperNet are the demo's longest transfers, their lengths chosen for a slower 2-core machine too
-    # (docs/toy.md, steps 6 and 8; docs/results.md, run K); at 400 iterations Mask R-CNN reaches 5 box AP from every
-    # initialisation on every seed tried (step 9)
+    # (docs/toy.md, steps 6 and 8; docs/results.md, run K); Mask R-CNN's 400 iterations are where learning has taken
+    # off from every initialisation (step 9)
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py",
                    overrides=["train.max_iter=400", "train.eval_period=400"]),
     segmentation=dict(config=f"{CONFIGS}/segmentation/upernet_toy_1xb8_toyscenes.py",
