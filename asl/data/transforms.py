@@ -22,6 +22,7 @@ from ..cli import UserError, did_you_mean
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CROP_RECIPES = ("mae", "cifar")
+MAE_CROP_SCALE = (0.2, 1.0)  # RandomResizedCrop's range of the crop's area, as a fraction of the image's [MAE]
 
 
 def blur_kernel(img_size: int) -> int:
@@ -84,11 +85,26 @@ def crop_flip_normalize(crop, augmentations=()):
                       T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def pretrain_transform(kind: str, img_size: int):
-    """The pretraining transform named by `data.transform` (module docstring)."""
+def check_crop_scale(scale) -> tuple:
+    """`data.crop_scale` as a (low, high) tuple of area fractions, 0 < low <= high <= 1; a one-line UserError
+    for anything else."""
+    try:
+        low, high = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not 0 < low <= high <= 1:
+        raise UserError(f"data.crop_scale must be two area fractions 0 < low <= high <= 1 (MAE's: 0.2,1.0; the "
+                        f"whole image: 1.0,1.0), got {scale!r}")
+    return low, high
+
+
+def pretrain_transform(kind: str, img_size: int, crop_scale=MAE_CROP_SCALE):
+    """The pretraining transform named by `data.transform` (module docstring); `crop_scale` is the MAE recipe's
+    range of crop areas ((1.0, 1.0): the whole image, flips only)."""
     recipe, augs = parse_transform(kind)
     if recipe == "mae":
-        crop = T.RandomResizedCrop(img_size, scale=(0.2, 1.0), interpolation=T.InterpolationMode.BICUBIC)
+        crop = T.RandomResizedCrop(img_size, scale=check_crop_scale(crop_scale),
+                                   interpolation=T.InterpolationMode.BICUBIC)
     else:
         crop = cifar_crop(img_size)
     return crop_flip_normalize(crop, [global_augmentation(name, img_size) for name in augs])
@@ -101,8 +117,9 @@ def has_fast_path(kind: str) -> bool:
 
 
 class DecodeCropFlip:
-    """MAE's pretraining crop and flip (RandomResizedCrop scale 0.2-1, ratio 3/4-4/3, bicubic; flip p 0.5) from an
-    opened, not yet decoded image to a uint8 CHW tensor, normalised later on the device by `to_model_input`.
+    """MAE's pretraining crop and flip (RandomResizedCrop, area `scale` (MAE's 0.2-1), ratio 3/4-4/3, bicubic;
+    flip p 0.5) from an opened, not yet decoded image to a uint8 CHW tensor, normalised later on the device by
+    `to_model_input`.
 
     The crop and flip are drawn with torchvision's own code in the same order as `pretrain_transform("mae")`, from
     the image size in the header, so a seeded sample gets the same parameters either way. A JPEG is decoded at the
@@ -112,8 +129,8 @@ class DecodeCropFlip:
     Other formats (PNG, the toy scenes) take PIL's resize: exactly the slow path's pixels. The output stays uint8,
     so workers send a quarter of the bytes."""
 
-    def __init__(self, img_size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
-        self.img_size, self.scale, self.ratio = img_size, scale, ratio
+    def __init__(self, img_size: int, scale=MAE_CROP_SCALE, ratio=(3 / 4, 4 / 3)):
+        self.img_size, self.scale, self.ratio = img_size, check_crop_scale(scale), ratio
 
     def params(self, img: Image.Image):
         """(top, left, height, width, flip): torchvision's RandomResizedCrop, then RandomHorizontalFlip's draw."""

@@ -13,7 +13,7 @@ from ..data.cifar import CIFAR
 from ..data.images import ImageFolder, ResumableSampler, SeededSamples, Transformed, collate_skip_bad
 from ..data.shards import ShardedImages
 from ..data.toy import ensure_toy_scenes
-from ..data.transforms import DecodeCropFlip, has_fast_path, pretrain_transform, to_model_input
+from ..data.transforms import MAE_CROP_SCALE, DecodeCropFlip, has_fast_path, pretrain_transform, to_model_input
 from ..models import ARCHS, build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at
@@ -30,7 +30,8 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     (tools/make_shards.py) or CIFAR-10/100 images. `{datasets}` in paths stands for the dataset root
     ($ASL_DATASETS). With data.fast_decode, MAE's transform decodes the fast way (DecodeCropFlip: uint8 out,
     normalised on the device by the loop)."""
-    transform = pretrain_transform(data_cfg["transform"], img_size)
+    crop_scale = data_cfg.get("crop_scale", MAE_CROP_SCALE)
+    transform = pretrain_transform(data_cfg["transform"], img_size, crop_scale)
     kind = data_cfg["dataset"]
     path = data_cfg.get("path") and data_cfg["path"].format(datasets=dataset_root())
     cache = data_cfg.get("file_list_cache") and data_cfg["file_list_cache"].format(datasets=dataset_root())
@@ -39,7 +40,7 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     if kind not in ("folder", "shards"):
         raise UserError(f"data.dataset must be folder, shards, cifar10 or cifar100, got {kind!r}")
     fast = data_cfg.get("fast_decode", True) and has_fast_path(data_cfg["transform"])
-    decode = DecodeCropFlip(img_size) if fast else None
+    decode = DecodeCropFlip(img_size, crop_scale) if fast else None
     if kind == "shards":
         if not path:
             raise UserError("data.dataset=shards needs data.path, the folder tools/make_shards.py wrote")

@@ -18,8 +18,10 @@ cfg = dict(
     # $ASL_DATASETS (generated if absent, with the `toy` arguments); "{datasets}" in a path stands for $ASL_DATASETS.
     # fast_decode: MAE's transform decodes JPEGs at a reduced DCT scale where the crop allows and sends uint8 to
     # the device (docs/benchmarks.md); False is the PIL + torchvision path
-    data=dict(dataset="folder", path=None, transform="mae", num_workers=8, file_list_cache=None, fast_decode=True,
-              toy=dict(TOY_SCENES)),
+    # crop_scale: the range of MAE's RandomResizedCrop areas, fractions of the image [MAE: 0.2-1]; (1.0, 1.0)
+    # keeps the whole image (flips only)
+    data=dict(dataset="folder", path=None, transform="mae", crop_scale=(0.2, 1.0), num_workers=8,
+              file_list_cache=None, fast_decode=True, toy=dict(TOY_SCENES)),
     # global_batch: the recipe's total batch [paper: 4096], whatever the launch: batch_size is per process and
     # accum_iter is derived, global_batch / (batch_size x processes) (64 per GPU: 8 on 8 GPUs, 1 on 64); a launch
     # it does not divide over is refused. lr = blr x global_batch / 256 [MAE's rule]. global_batch=None: the

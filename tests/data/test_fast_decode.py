@@ -126,3 +126,26 @@ def test_only_maes_crop_and_flip_take_the_fast_decode(tmp_path, transform, fast)
     data, _ = build_dataset(dict(dataset="folder", path=str(tmp_path / "photos"), transform=transform), 32)
     assert isinstance(data.dataset, Transformed) != fast
     assert data[0].dtype == (torch.uint8 if fast else torch.float32)
+
+
+def test_crop_scale_reaches_the_fast_decode_of_the_pretraining_set(tmp_path):
+    """build_dataset passes data.crop_scale to DecodeCropFlip: with (1.0, 1.0) a toy-sized PNG comes out whole,
+    as it is or mirrored, in uint8."""
+    from asl.engine.pretrain import build_dataset
+
+    (tmp_path / "scenes").mkdir()
+    pixels = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "scenes" / "a.png")
+    image = torch.from_numpy(pixels).permute(2, 0, 1)
+    cfg = dict(dataset="folder", path=str(tmp_path / "scenes"), transform="mae", crop_scale=(1.0, 1.0))
+
+    def draws(data, epochs=8):  # SeededSamples: one draw per (epoch, index)
+        for epoch in range(epochs):
+            data.epoch = epoch
+            yield data[0]
+
+    def whole(sample):
+        return torch.equal(sample, image) or torch.equal(sample, image.flip(-1))
+
+    assert all(whole(s) for s in draws(build_dataset(cfg, 64)[0]))
+    assert not any(whole(s) for s in draws(build_dataset(dict(cfg, crop_scale=(0.2, 1.0)), 64)[0]))

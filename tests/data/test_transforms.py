@@ -109,3 +109,29 @@ def test_grayscale_in_the_full_pipeline_applies_at_its_probability_and_is_reprod
             assert torch.equal(transform(_pil(i)) * std + mean, out)  # the same seed, the same augmentation
         gray += bool(torch.allclose(out[0], out[1], atol=1e-5) and torch.allclose(out[1], out[2], atol=1e-5))
     assert 20 <= gray <= 60  # p = 0.2 of 200 (fixed seeds: 0.2 +- 3 standard deviations)
+
+
+def test_crop_scale_one_keeps_the_whole_image_and_only_flips():
+    """data.crop_scale=(1.0, 1.0), the toy recipe: every sample is the image or its mirror, exactly (MAE's
+    0.2-1 crops and resizes)."""
+    img = _pil(7, 64)
+    pixels = T.ToTensor()(img)
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    whole = pretrain_transform("mae", 64, crop_scale=(1.0, 1.0))
+    flips = []
+    for seed in range(12):
+        with seeded(seed):
+            out = whole(img) * std + mean
+        mirrored = torch.allclose(out, pixels.flip(-1), atol=1e-6)
+        assert mirrored or torch.allclose(out, pixels, atol=1e-6), seed
+        flips.append(mirrored)
+    assert 0 < sum(flips) < len(flips)
+    with seeded(0):
+        assert not torch.allclose(pretrain_transform("mae", 64)(img) * std + mean, pixels, atol=1e-3)
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.5, 0.2), (0.2, 1.5), (0.5,), "whole", None])
+def test_a_bad_crop_scale_is_refused_in_one_line(scale):
+    with pytest.raises(UserError, match="data.crop_scale must be two area fractions") as err:
+        pretrain_transform("mae", 32, crop_scale=scale)
+    assert "\n" not in str(err.value)
