@@ -19,7 +19,7 @@ cfg = dict(
     # fast_decode: MAE's transform decodes JPEGs at a reduced DCT scale where the crop allows and sends uint8 to
     # the device (docs/benchmarks.md); False is the PIL + torchvision path
     # crop_scale: the range of MAE's RandomResizedCrop areas, fractions of the image [MAE: 0.2-1]; (1.0, 1.0)
-    # keeps the whole image (flips only)
+    # keeps the whole of an image of aspect ratio 3/4-4/3 such as the toy scenes (flips only)
     data=dict(dataset="folder", path=None, transform="mae", crop_scale=(0.2, 1.0), num_workers=8,
               file_list_cache=None, fast_decode=True, toy=dict(TOY_SCENES)),
     # global_batch: the recipe's total batch [paper: 4096], whatever the launch: batch_size is per process and
