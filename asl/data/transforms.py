@@ -1,8 +1,8 @@
-"""Pretraining augmentations, the one place they are built: MAE's recipe (RandomResizedCrop scale 0.2-1, bicubic,
-flip) and the CIFAR recipe (random crop with padding 4 + flip at 32 px), optionally followed by the global
-augmentations of contrastive learning that the paper's appendix (Table 5) adds to MAE to show that they hurt it:
-colour jitter, grayscale, Gaussian blur, solarize. The pretraining configs use none of them; ASL augments in
-feature space instead.
+"""Pretraining augmentations, the one place they are built: MAE's recipe (RandomResizedCrop of area 0.2-1, or
+`data.crop_scale`, bicubic, flip) and the CIFAR recipe (random crop with padding 4 + flip at 32 px), optionally
+followed by the global augmentations of contrastive learning that the paper's appendix (Table 5) adds to MAE to
+show that they hurt it: colour jitter, grayscale, Gaussian blur, solarize. The pretraining configs use none of
+them; ASL augments in feature space instead.
 
 `data.transform` names the recipe and, after "+", the global augmentations in the order they apply, e.g.
 "mae", "mae+solarize", "mae+colorjitter+grayscale". They run after the flip on the [0, 1] image tensor, before the
@@ -89,6 +89,8 @@ def check_crop_scale(scale) -> tuple:
     """`data.crop_scale` as a (low, high) tuple of area fractions, 0 < low <= high <= 1; a one-line UserError
     for anything else."""
     try:
+        if isinstance(scale, (str, bytes, dict)):
+            raise TypeError
         low, high = (float(v) for v in scale)
     except (TypeError, ValueError):
         low = high = None

@@ -13,7 +13,15 @@ from ..data.cifar import CIFAR
 from ..data.images import ImageFolder, ResumableSampler, SeededSamples, Transformed, collate_skip_bad
 from ..data.shards import ShardedImages
 from ..data.toy import ensure_toy_scenes
-from ..data.transforms import MAE_CROP_SCALE, DecodeCropFlip, has_fast_path, pretrain_transform, to_model_input
+from ..data.transforms import (
+    MAE_CROP_SCALE,
+    DecodeCropFlip,
+    check_crop_scale,
+    has_fast_path,
+    parse_transform,
+    pretrain_transform,
+    to_model_input,
+)
 from ..models import ARCHS, build_pretrain_model
 from ..optim import param_groups
 from ..optim.schedule import lr_at
@@ -30,7 +38,10 @@ def build_dataset(data_cfg: dict, img_size: int, seed: int = 0, rank: int = 0):
     (tools/make_shards.py) or CIFAR-10/100 images. `{datasets}` in paths stands for the dataset root
     ($ASL_DATASETS). With data.fast_decode, MAE's transform decodes the fast way (DecodeCropFlip: uint8 out,
     normalised on the device by the loop)."""
-    crop_scale = data_cfg.get("crop_scale", MAE_CROP_SCALE)
+    crop_scale = check_crop_scale(data_cfg.get("crop_scale", MAE_CROP_SCALE))
+    if crop_scale != MAE_CROP_SCALE and parse_transform(data_cfg["transform"])[0] != "mae":
+        raise UserError(f"data.crop_scale={crop_scale} sets the mae recipe's crop; data.transform="
+                        f"{data_cfg['transform']!r} crops the CIFAR way (4 px padding): leave crop_scale at 0.2,1.0")
     transform = pretrain_transform(data_cfg["transform"], img_size, crop_scale)
     kind = data_cfg["dataset"]
     path = data_cfg.get("path") and data_cfg["path"].format(datasets=dataset_root())

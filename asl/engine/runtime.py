@@ -37,6 +37,9 @@ RESUMABLE_KEYS = (
     "runtime.save_every_epochs", "runtime.keep_every_epochs", "runtime.compile", "runtime.eval_every",
     "runtime.stop_check_every",
 )
+# Keys added after runs may have started, with the value a run without them had: a checkpoint that predates a key
+# resumes when the key still says what that run did
+ADDED_KEYS = {"data.crop_scale": [0.2, 1.0]}
 RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
 
 
@@ -61,6 +64,7 @@ def config_changes(saved: dict, new: dict, allowed=RESUMABLE_KEYS) -> list:
     """Dotted keys whose values differ between a checkpoint's config and the new one, except those matching an
     `allowed` pattern (fnmatch: "*.num_workers")."""
     old, now = flatten(json.loads(json.dumps(saved, default=str))), flatten(json.loads(json.dumps(new, default=str)))
+    old = {**{k: v for k, v in ADDED_KEYS.items() if k in now}, **old}
     return sorted(k for k in set(old) | set(now) if old.get(k, "<absent>") != now.get(k, "<absent>")
                   and not any(fnmatch.fnmatchcase(k, pattern) for pattern in allowed))
 

@@ -22,7 +22,10 @@ cfg = dict(
                seg_train_images=None, seg_train_labels=None, seg_val_images=None, seg_val_labels=None,
                seg_classes=None, classification=None),
     pretrain=dict(configs=dict(asl=f"{CONFIGS}/pretrain/toy_asl.py", mae=f"{CONFIGS}/pretrain/toy_mae.py"),
-                  overrides=["runtime.tensorboard=False"], args=["--data-path", "{unlabeled}"]),
+                  # MAE's crops: one's own images show objects at many scales (the toy recipe keeps whole scenes,
+                  # whose objects have one)
+                  overrides=["runtime.tensorboard=False", "data.crop_scale=(0.2, 1.0)"],
+                  args=["--data-path", "{unlabeled}"]),
     detection=dict(config=f"{CONFIGS}/detection/mask_rcnn_vitdet_toy_1000it.py", overrides=[],
                    args=["--train-annotations", "{det_train}", "--train-images", "{det_train_images}",
                          "--val-annotations", "{det_val}", "--val-images", "{det_val_images}"]),

@@ -5,7 +5,7 @@ from asl.config import load_config
 
 _base_ = "base.py"
 cfg = dict(
-    # 256 negatives per step (model.max_negatives), not all 3,072 masked patches of a batch: all probe somewhat
+    # 256 negatives per step (model.max_negatives), not all 1,536 masked patches of a batch: all probe somewhat
     # better in kNN and linear top-1 but take several times the CPU time, which the 15-minute demo cannot pay
     # (docs/sweeps/negatives.md); the large-scale configs use all
     # L_SEM at 0.1, not the paper's 1: on the toy scenes its weight hurts the frozen features steadily from 0.5 up

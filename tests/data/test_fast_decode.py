@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
+from asl.cli import UserError
 from asl.data.images import seeded
 from asl.data.transforms import DecodeCropFlip, pretrain_transform, to_model_input
 from tools.benchmark_data import write_photos
@@ -148,4 +149,6 @@ def test_crop_scale_reaches_the_fast_decode_of_the_pretraining_set(tmp_path):
         return torch.equal(sample, image) or torch.equal(sample, image.flip(-1))
 
     assert all(whole(s) for s in draws(build_dataset(cfg, 64)[0]))
+    with pytest.raises(UserError, match="sets the mae recipe's crop; data.transform='cifar'"):
+        build_dataset(dict(cfg, transform="cifar"), 64)  # the CIFAR crop would ignore it
     assert not any(whole(s) for s in draws(build_dataset(dict(cfg, crop_scale=(0.2, 1.0)), 64)[0]))

@@ -130,7 +130,8 @@ def test_crop_scale_one_keeps_the_whole_image_and_only_flips():
         assert not torch.allclose(pretrain_transform("mae", 64)(img) * std + mean, pixels, atol=1e-3)
 
 
-@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.5, 0.2), (0.2, 1.5), (0.5,), "whole", None])
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.5, 0.2), (0.2, 1.5), (0.5,), "whole", "11", {"a": 1, "b": 1},
+                                   None])
 def test_a_bad_crop_scale_is_refused_in_one_line(scale):
     with pytest.raises(UserError, match="data.crop_scale must be two area fractions") as err:
         pretrain_transform("mae", 32, crop_scale=scale)

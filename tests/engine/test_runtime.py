@@ -210,6 +210,13 @@ def test_config_changes_lists_changed_added_and_removed_keys():
     assert config_changes(old, new) == ["a.b", "gone", "new"]
 
 
+def test_a_checkpoint_from_before_crop_scale_resumes_only_if_the_key_says_what_it_did():
+    """data.crop_scale came later: a run without it cropped as MAE does (0.2-1)."""
+    saved = {"data": {"transform": "mae"}}
+    assert config_changes(saved, {"data": {"transform": "mae", "crop_scale": (0.2, 1.0)}}) == []
+    assert config_changes(saved, {"data": {"transform": "mae", "crop_scale": (1.0, 1.0)}}) == ["data.crop_scale"]
+
+
 # ------------------------------------------------------------------------------------------------ the launch
 @pytest.mark.parametrize("nodelist, host", [("gpu[03-05,07],cpu1", "gpu03"), ("node7", "node7"),
                                             ("a-1,b", "a-1"), ("x[1]", "x1")])
