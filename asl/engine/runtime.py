@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import save_atomic
 from ..cli import UserError
 from ..config import save_config
+from ..data.transforms import MAE_CROP_SCALE
 from ..records import write_json
 from ..signals import Preempted, StopSignals
 from . import launch as launcher
@@ -39,7 +40,7 @@ RESUMABLE_KEYS = (
 )
 # Keys added after runs may have started, with the value a run without them had: a checkpoint that predates a key
 # resumes when the key still says what that run did
-ADDED_KEYS = {"data.crop_scale": [0.2, 1.0]}
+ADDED_KEYS = {"data.crop_scale": list(MAE_CROP_SCALE)}
 RUN_FILES = ("log.jsonl", "metrics.json", "config.json", "tensorboard")
 
 
